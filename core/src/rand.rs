@@ -48,11 +48,6 @@ impl Rng {
         }
         ((u64::from(self.next_u32()) * n as u64) >> 32) as usize
     }
-
-    /// True with probability `num / den`.
-    pub(crate) fn chance(&mut self, num: usize, den: usize) -> bool {
-        den != 0 && self.below(den) < num
-    }
 }
 
 #[cfg(test)]

@@ -118,7 +118,10 @@ mod tests {
         let far = Instant::from_millis(u64::MAX - 1);
         assert_eq!((far + Duration::from_secs(10)).as_millis(), u64::MAX);
         assert_eq!(Instant::ZERO - far, Duration::ZERO);
-        assert_eq!(Duration::from_millis(5) - Duration::from_millis(9), Duration::ZERO);
+        assert_eq!(
+            Duration::from_millis(5) - Duration::from_millis(9),
+            Duration::ZERO
+        );
         assert_eq!(Duration::from_millis(5).div(0), Duration::ZERO);
     }
 }

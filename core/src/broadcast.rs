@@ -1,0 +1,149 @@
+//! The dissemination queue: which updates still ride on outgoing packets, and how often
+//! they already did.
+//!
+//! Entries name what to send (a member's current state, a buffered user event), never a
+//! copy of it: when a member changes twice, the packet carries the latest state once.
+
+/// What an entry disseminates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Subject {
+    /// The current state of the member in this table slot.
+    Member(u16),
+    /// The user event in this buffer slot.
+    User(u8),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    pub(crate) subject: Subject,
+    pub(crate) transmits: u8,
+}
+
+/// At most `U` pending updates, least-sent first.
+#[derive(Debug)]
+pub(crate) struct Queue<const U: usize> {
+    entries: heapless::Vec<Entry, U>,
+}
+
+impl<const U: usize> Queue<U> {
+    pub(crate) const fn new() -> Self {
+        Queue {
+            entries: heapless::Vec::new(),
+        }
+    }
+
+    /// Queues `subject` as news (sent zero times). Returns true when a full queue had to
+    /// drop its most-sent entry to make room.
+    pub(crate) fn push(&mut self, subject: Subject) -> bool {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.subject == subject) {
+            e.transmits = 0;
+            return false;
+        }
+        let entry = Entry {
+            subject,
+            transmits: 0,
+        };
+        match self.entries.push(entry) {
+            Ok(()) => false,
+            Err(entry) => {
+                let worst = self
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, e)| e.transmits)
+                    .map(|(i, _)| i);
+                if let Some(i) = worst {
+                    self.entries[i] = entry;
+                }
+                true
+            }
+        }
+    }
+
+    /// Forgets `subject`.
+    pub(crate) fn remove(&mut self, subject: Subject) {
+        self.entries.retain(|e| e.subject != subject);
+    }
+
+    /// True when `subject` is still queued.
+    pub(crate) fn contains(&self, subject: Subject) -> bool {
+        self.entries.iter().any(|e| e.subject == subject)
+    }
+
+    /// Orders entries least-sent first (insertion sort: the queue is nearly sorted).
+    pub(crate) fn sort(&mut self) {
+        let e = &mut self.entries;
+        for i in 1..e.len() {
+            let mut j = i;
+            while j > 0 && e[j - 1].transmits > e[j].transmits {
+                e.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<Entry> {
+        self.entries.get(i).copied()
+    }
+
+    /// Counts one more transmission of entry `i`.
+    pub(crate) fn sent(&mut self, i: usize) {
+        if let Some(e) = self.entries.get_mut(i) {
+            e.transmits = e.transmits.saturating_add(1);
+        }
+    }
+
+    /// Drops entries sent `limit` times or more.
+    pub(crate) fn retire(&mut self, limit: u8) {
+        self.entries.retain(|e| e.transmits < limit);
+    }
+}
+
+/// `retransmit_mult * ceil(log10(n + 1))`, at least 1.
+pub(crate) fn retransmit_limit(mult: u8, n: usize) -> u8 {
+    let mut digits = 0u8;
+    let mut pow: usize = 1;
+    while pow < n.saturating_add(1) && digits < 20 {
+        pow = pow.saturating_mul(10);
+        digits += 1;
+    }
+    mult.saturating_mul(digits.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_scales_with_log10() {
+        assert_eq!(retransmit_limit(4, 1), 4);
+        assert_eq!(retransmit_limit(4, 9), 4);
+        assert_eq!(retransmit_limit(4, 10), 8);
+        assert_eq!(retransmit_limit(4, 100), 12);
+    }
+
+    #[test]
+    fn full_queue_drops_the_most_sent_and_news_resets_count() {
+        let mut q: Queue<2> = Queue::new();
+        q.push(Subject::Member(1));
+        q.push(Subject::Member(2));
+        q.sent(0);
+        q.sent(0);
+        assert!(q.push(Subject::Member(3)));
+        assert!(!q.contains(Subject::Member(1)));
+        q.sent(1);
+        q.push(Subject::Member(3));
+        q.sort();
+        assert_eq!(q.get(0).unwrap().transmits, 0);
+        q.retire(1);
+        assert_eq!(q.len(), 1);
+    }
+}

@@ -1,0 +1,242 @@
+//! Protocol timing and sizing, with presets modelled on HashiCorp memberlist's profiles.
+
+use crate::time::Duration;
+use crate::wire::{MAX_DATAGRAM, MIN_DATAGRAM};
+
+/// Every knob of the protocol. Start from a preset ([`Config::lan`], [`Config::wan`],
+/// [`Config::local`], [`Config::small_mtu`]) and adjust fields; [`Node::new`](crate::Node::new)
+/// validates the result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Config {
+    /// Carried in every datagram; datagrams of another cluster are dropped. Lets several
+    /// clusters share a network by accident without merging.
+    pub cluster_id: u32,
+    /// Time between two probes of the failure detector (scaled up by local health).
+    pub probe_interval: Duration,
+    /// How long a direct ping waits for its ack before indirect probes start (scaled up by
+    /// local health). Must be shorter than `probe_interval`.
+    pub probe_timeout: Duration,
+    /// How many helpers are asked to probe a silent member indirectly (the SWIM `k`).
+    pub indirect_checks: u8,
+    /// Scales the suspicion timeout: `suspicion_mult * max(1, log10(n)) * probe_interval`
+    /// is the shortest time a suspect gets to refute.
+    pub suspicion_mult: u8,
+    /// The longest suspicion timeout, as a multiple of the shortest (Lifeguard). A fresh
+    /// suspicion starts at the longest and shrinks as independent confirmations arrive.
+    pub suspicion_max_timeout_mult: u8,
+    /// Upper bound of the local health score (Lifeguard); probe interval and timeout are
+    /// multiplied by `score + 1`, so at most by this value.
+    pub awareness_max: u8,
+    /// Time between dedicated gossip rounds.
+    pub gossip_interval: Duration,
+    /// Peers contacted per gossip round.
+    pub gossip_nodes: u8,
+    /// Each update is piggybacked about `retransmit_mult * ceil(log10(n + 1))` times.
+    pub retransmit_mult: u8,
+    /// Time between two push-pull anti-entropy exchanges (scaled up beyond 32 members,
+    /// as memberlist does).
+    pub push_pull_interval: Duration,
+    /// How long a failed or left member stays in the table (and keeps being gossiped as
+    /// such) before it is forgotten.
+    pub reap_timeout: Duration,
+    /// First retry delay for an unanswered join; doubles up to `join_retry_max`.
+    pub join_retry_initial: Duration,
+    /// Longest delay between join attempts.
+    pub join_retry_max: Duration,
+    /// Largest datagram this node sends, in bytes (IP and UDP headers excluded).
+    pub max_datagram: usize,
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConfigError {
+    /// `probe_interval` is zero.
+    ZeroProbeInterval,
+    /// `probe_timeout` is zero or not shorter than `probe_interval`.
+    ProbeTimeoutNotBelowInterval,
+    /// `gossip_interval` is zero.
+    ZeroGossipInterval,
+    /// `push_pull_interval` is zero.
+    ZeroPushPullInterval,
+    /// `suspicion_mult` is zero or `suspicion_max_timeout_mult` is below 1.
+    BadSuspicionMultipliers,
+    /// `awareness_max` is zero.
+    ZeroAwarenessMax,
+    /// `retransmit_mult` is zero, so updates would never be sent.
+    ZeroRetransmitMult,
+    /// `max_datagram` is outside `MIN_DATAGRAM..=MAX_DATAGRAM`.
+    DatagramSizeOutOfRange,
+    /// A join retry delay is zero or the initial one exceeds the maximum.
+    BadJoinRetry,
+    /// The member table cannot hold even the local node and one peer (`MEMBERS < 2`), or
+    /// the update queue has no room (`UPDATES < 1`), or `MEMBERS` exceeds 65,535.
+    BadCapacity,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = match self {
+            ConfigError::ZeroProbeInterval => "probe_interval must be above zero",
+            ConfigError::ProbeTimeoutNotBelowInterval => {
+                "probe_timeout must be above zero and below probe_interval"
+            }
+            ConfigError::ZeroGossipInterval => "gossip_interval must be above zero",
+            ConfigError::ZeroPushPullInterval => "push_pull_interval must be above zero",
+            ConfigError::BadSuspicionMultipliers => {
+                "suspicion_mult and suspicion_max_timeout_mult must be at least 1"
+            }
+            ConfigError::ZeroAwarenessMax => "awareness_max must be at least 1",
+            ConfigError::ZeroRetransmitMult => "retransmit_mult must be at least 1",
+            ConfigError::DatagramSizeOutOfRange => "max_datagram must be within 256..=1500 bytes",
+            ConfigError::BadJoinRetry => {
+                "join retry delays must be above zero, initial not above max"
+            }
+            ConfigError::BadCapacity => "MEMBERS must be within 2..=65535 and UPDATES at least 1",
+        };
+        f.write_str(s)
+    }
+}
+
+impl Config {
+    /// Memberlist's LAN profile (Serf's default): probe every 1 s with a 500 ms timeout,
+    /// 3 indirect checks, suspicion multipliers 4 and 6, gossip every 200 ms to 3 peers,
+    /// retransmit multiplier 4, push-pull every 30 s, 1400-byte datagrams.
+    pub const fn lan() -> Self {
+        Config {
+            cluster_id: 0,
+            probe_interval: Duration::from_millis(1000),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            awareness_max: 8,
+            gossip_interval: Duration::from_millis(200),
+            gossip_nodes: 3,
+            retransmit_mult: 4,
+            push_pull_interval: Duration::from_secs(30),
+            reap_timeout: Duration::from_secs(15 * 60),
+            join_retry_initial: Duration::from_millis(500),
+            join_retry_max: Duration::from_secs(30),
+            max_datagram: 1400,
+        }
+    }
+
+    /// Memberlist's WAN profile: probe every 5 s with a 3 s timeout, suspicion multiplier 6,
+    /// gossip every 500 ms to 4 peers, push-pull every 60 s.
+    pub const fn wan() -> Self {
+        Config {
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            suspicion_mult: 6,
+            gossip_interval: Duration::from_millis(500),
+            gossip_nodes: 4,
+            push_pull_interval: Duration::from_secs(60),
+            reap_timeout: Duration::from_secs(60 * 60),
+            join_retry_initial: Duration::from_secs(1),
+            join_retry_max: Duration::from_secs(60),
+            ..Config::lan()
+        }
+    }
+
+    /// Memberlist's local (loopback) profile: 200 ms probe timeout, 1 indirect check,
+    /// suspicion multiplier 3, gossip every 100 ms, retransmit multiplier 2, push-pull
+    /// every 15 s.
+    pub const fn local() -> Self {
+        Config {
+            probe_timeout: Duration::from_millis(200),
+            indirect_checks: 1,
+            suspicion_mult: 3,
+            gossip_interval: Duration::from_millis(100),
+            retransmit_mult: 2,
+            push_pull_interval: Duration::from_secs(15),
+            reap_timeout: Duration::from_secs(5 * 60),
+            join_retry_initial: Duration::from_millis(200),
+            join_retry_max: Duration::from_secs(5),
+            ..Config::lan()
+        }
+    }
+
+    /// The LAN profile on 512-byte datagrams, for 6LoWPAN/Thread-class links and small
+    /// boards: fewer updates ride on each packet, so gossip rounds carry the rest.
+    pub const fn small_mtu() -> Self {
+        Config {
+            max_datagram: 512,
+            ..Config::lan()
+        }
+    }
+
+    /// This config with another cluster id.
+    pub const fn with_cluster_id(mut self, cluster_id: u32) -> Self {
+        self.cluster_id = cluster_id;
+        self
+    }
+
+    /// Checks every field; [`Node::new`](crate::Node::new) calls this.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.probe_interval == Duration::ZERO {
+            return Err(ConfigError::ZeroProbeInterval);
+        }
+        if self.probe_timeout == Duration::ZERO || self.probe_timeout >= self.probe_interval {
+            return Err(ConfigError::ProbeTimeoutNotBelowInterval);
+        }
+        if self.gossip_interval == Duration::ZERO {
+            return Err(ConfigError::ZeroGossipInterval);
+        }
+        if self.push_pull_interval == Duration::ZERO {
+            return Err(ConfigError::ZeroPushPullInterval);
+        }
+        if self.suspicion_mult == 0 || self.suspicion_max_timeout_mult == 0 {
+            return Err(ConfigError::BadSuspicionMultipliers);
+        }
+        if self.awareness_max == 0 {
+            return Err(ConfigError::ZeroAwarenessMax);
+        }
+        if self.retransmit_mult == 0 {
+            return Err(ConfigError::ZeroRetransmitMult);
+        }
+        if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&self.max_datagram) {
+            return Err(ConfigError::DatagramSizeOutOfRange);
+        }
+        if self.join_retry_initial == Duration::ZERO
+            || self.join_retry_initial > self.join_retry_max
+        {
+            return Err(ConfigError::BadJoinRetry);
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    /// The LAN profile.
+    fn default() -> Self {
+        Config::lan()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_bad_fields_are_named() {
+        for c in [
+            Config::lan(),
+            Config::wan(),
+            Config::local(),
+            Config::small_mtu(),
+        ] {
+            assert_eq!(c.validate(), Ok(()));
+        }
+        let mut c = Config::lan();
+        c.probe_timeout = c.probe_interval;
+        assert_eq!(c.validate(), Err(ConfigError::ProbeTimeoutNotBelowInterval));
+        let mut c = Config::lan();
+        c.max_datagram = 100;
+        assert_eq!(c.validate(), Err(ConfigError::DatagramSizeOutOfRange));
+        let mut c = Config::lan();
+        c.retransmit_mult = 0;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroRetransmitMult));
+    }
+}

@@ -1,0 +1,78 @@
+//! What a node reports to its application through [`Node::poll_event`](crate::Node::poll_event).
+
+use core::net::SocketAddr;
+
+use crate::name::Name;
+use crate::user_event::UserEvent;
+
+/// Something the application may want to act on.
+///
+/// Member events are coalesced per member between two drains of `poll_event`: a member that
+/// failed and came back before the application looked is reported as joined once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event {
+    /// A member joined, or came back after failing or leaving.
+    MemberJoined {
+        /// Its name.
+        name: Name,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A member changed its tags or its address.
+    MemberUpdated {
+        /// Its name.
+        name: Name,
+        /// Its (possibly new) address.
+        addr: SocketAddr,
+    },
+    /// A member missed its probes and is suspected; it may still refute.
+    MemberSuspected {
+        /// Its name.
+        name: Name,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A member left gracefully.
+    MemberLeft {
+        /// Its name.
+        name: Name,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A member was declared failed.
+    MemberFailed {
+        /// Its name.
+        name: Name,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A failed or left member was forgotten after the reap timeout.
+    MemberReaped {
+        /// Its name.
+        name: Name,
+    },
+    /// The member table is full of live members, so a newcomer was not tracked.
+    MemberRefused {
+        /// The newcomer's name.
+        name: Name,
+        /// The newcomer's address.
+        addr: SocketAddr,
+    },
+    /// Another live node keeps claiming this node's name from another address.
+    NameConflict {
+        /// The contested name (this node's).
+        name: Name,
+        /// The other claimant's address.
+        other: SocketAddr,
+    },
+    /// A user event arrived (or was sent by this node).
+    User(UserEvent),
+    /// A seed answered: this node is part of a cluster.
+    Joined {
+        /// The seed that answered first.
+        via: SocketAddr,
+    },
+    /// The leave has been gossiped; the node can be shut down.
+    LeaveComplete,
+}

@@ -1,0 +1,46 @@
+//! `poll_event`: non-member events first, then member transitions, then user events.
+
+use super::Node;
+use crate::event::Event;
+use crate::member::Pending;
+
+impl<const M: usize, const U: usize> Node<M, U> {
+    /// The next event for the application, or `None` when there is none.
+    ///
+    /// Member transitions are kept in the member table until reported, so they are never
+    /// lost however long the application waits; several transitions of one member between
+    /// two drains are coalesced (see [`Event`]).
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(e) = self.events.pop_front() {
+            return Some(e);
+        }
+        if let Some(e) = self.next_member_event() {
+            return Some(e);
+        }
+        let e = self.user.next_undelivered()?;
+        self.stats.user_events += 1;
+        Some(Event::User(e))
+    }
+
+    fn next_member_event(&mut self) -> Option<Event> {
+        if !self.notify {
+            return None;
+        }
+        for s in self.slots.iter_mut().skip(1).flatten() {
+            let Some(what) = s.pending.take() else {
+                continue;
+            };
+            let (name, addr) = (s.name.clone(), s.addr);
+            return Some(match what {
+                Pending::JOINED => Event::MemberJoined { name, addr },
+                Pending::UPDATED => Event::MemberUpdated { name, addr },
+                Pending::SUSPECTED => Event::MemberSuspected { name, addr },
+                Pending::LEFT => Event::MemberLeft { name, addr },
+                _ => Event::MemberFailed { name, addr },
+            });
+        }
+        self.notify = false;
+        None
+    }
+}

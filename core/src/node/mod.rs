@@ -1,0 +1,424 @@
+//! The membership state machine.
+
+mod events;
+mod merge;
+mod receive;
+mod timers;
+mod transmit;
+
+use core::net::SocketAddr;
+
+use crate::broadcast::{self, Queue, Subject};
+use crate::config::{Config, ConfigError};
+use crate::event::Event;
+use crate::member::{Member, Pending, Slot, Status};
+use crate::name::{Identity, Name};
+use crate::rand::Rng;
+use crate::render::{Members, Render};
+use crate::stats::Stats;
+use crate::suspicion::fingerprint;
+use crate::tags::Tags;
+use crate::time::{Duration, Instant};
+use crate::user_event::{USER_EVENT_NAME_MAX, UserEvent, UserEventError, UserEvents};
+use crate::wire::MAX_COUNTER;
+
+use self::timers::{Probe, Timers};
+use self::transmit::{Outgoing, SyncSession};
+
+/// Outgoing messages waiting for `poll_transmit` (acks, pings, nacks, gossip rounds).
+const OUTBOX: usize = 16;
+/// Push-pull exchanges in flight at once.
+const SYNCS: usize = 4;
+/// Indirect probes this node helps with at once.
+const HELPING: usize = 4;
+/// Seeds remembered by `join`.
+pub const MAX_SEEDS: usize = 8;
+/// Non-member events (reaps, refusals, conflicts, join and leave completion) waiting for
+/// `poll_event`. Member transitions wait in their own slots and cannot overflow.
+const EVENTS: usize = 8;
+
+/// An instruction to send `len` bytes of the caller's buffer to `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Bytes written at the start of the buffer given to `poll_transmit`.
+    pub len: usize,
+}
+
+/// Why [`Node::join`] refused a seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum JoinError {
+    /// More than [`MAX_SEEDS`] distinct seeds at once.
+    TooManySeeds,
+}
+
+impl core::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("too many seeds (at most 8)")
+    }
+}
+
+/// Where the node is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// `leave` was called; the Left update is being gossiped.
+    Leaving,
+    /// The leave has been gossiped; the node is silent.
+    Left,
+}
+
+/// Joining through seeds, with exponential backoff.
+#[derive(Debug)]
+struct Join {
+    seeds: heapless::Vec<SocketAddr, MAX_SEEDS>,
+    backoff: Duration,
+}
+
+/// An indirect probe this node runs for another member.
+#[derive(Clone, Copy, Debug)]
+struct Helping {
+    /// Sequence number of our ping to the target.
+    seq: u32,
+    origin: SocketAddr,
+    origin_seq: u32,
+    nack_at: Instant,
+}
+
+/// A SWIM + Lifeguard membership node: a sans-IO state machine.
+///
+/// `MEMBERS` is the capacity of the member table, the local node included; `UPDATES` the
+/// capacity of the dissemination queue. Nothing grows past them: see the crate docs for the
+/// driving contract, and [`size_of`](core::mem::size_of) for the exact footprint.
+pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
+    config: Config,
+    /// Slot 0 is the local node; the others are free (`None`) or hold a member.
+    slots: [Option<Slot>; MEMBERS],
+    queue: Queue<UPDATES>,
+    user: UserEvents,
+    outbox: heapless::Deque<Outgoing, OUTBOX>,
+    syncs: heapless::Vec<SyncSession, SYNCS>,
+    events: heapless::Deque<Event, EVENTS>,
+    /// Some slot may hold an unreported transition.
+    notify: bool,
+    rng: Rng,
+    stats: Stats,
+    seq: u32,
+    probe: Option<Probe>,
+    probe_order: heapless::Vec<u16, MEMBERS>,
+    probe_pos: usize,
+    helping: heapless::Vec<Helping, HELPING>,
+    /// Lifeguard local health score, `0..config.awareness_max`.
+    awareness: u8,
+    timers: Timers,
+    join: Join,
+    phase: Phase,
+    /// Claims of our name from another address that we refuted; the second one is a conflict.
+    foreign_claims: u8,
+    /// Fingerprints of recently refused newcomers, so each is reported once.
+    refused: heapless::Deque<u32, 4>,
+}
+
+impl<const M: usize, const U: usize> core::fmt::Debug for Node<M, U> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.local_slot().name)
+            .field("members", &self.slots.iter().flatten().count())
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
+    /// A node that knows only itself. `seed` drives every random choice (probe order,
+    /// helpers, gossip peers): give each node its own, e.g. from a hardware RNG.
+    pub fn new(identity: Identity, config: Config, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if MEMBERS < 2 || MEMBERS > usize::from(u16::MAX) || UPDATES == 0 {
+            return Err(ConfigError::BadCapacity);
+        }
+        let mut slots = [const { None }; MEMBERS];
+        slots[0] = Some(Slot {
+            name: identity.name,
+            addr: identity.addr,
+            incarnation: 0,
+            status: Status::Alive,
+            tags: identity.tags,
+            since: Instant::ZERO,
+            suspicion: None,
+            pending: Pending::default(),
+        });
+        let backoff = config.join_retry_initial;
+        Ok(Node {
+            config,
+            slots,
+            queue: Queue::new(),
+            user: UserEvents::new(),
+            outbox: heapless::Deque::new(),
+            syncs: heapless::Vec::new(),
+            events: heapless::Deque::new(),
+            notify: false,
+            rng: Rng::new(seed),
+            stats: Stats::default(),
+            seq: 0,
+            probe: None,
+            probe_order: heapless::Vec::new(),
+            probe_pos: 0,
+            helping: heapless::Vec::new(),
+            awareness: 0,
+            timers: Timers::default(),
+            join: Join {
+                seeds: heapless::Vec::new(),
+                backoff,
+            },
+            phase: Phase::Running,
+            foreign_claims: 0,
+            refused: heapless::Deque::new(),
+        })
+    }
+
+    // ---- commands ----
+
+    /// Joins the cluster through `seed` (call again for more seeds). The node sends the
+    /// seed its member table and asks for the seed's, retrying with exponential backoff
+    /// until a seed answers; then [`Event::Joined`] is reported. Joining again after
+    /// [`Node::leave`] brings the node back with a new incarnation.
+    pub fn join(&mut self, now: Instant, seed: SocketAddr) -> Result<(), JoinError> {
+        self.start(now);
+        if self.phase != Phase::Running {
+            self.phase = Phase::Running;
+            let local = self.local_mut();
+            local.status = Status::Alive;
+            local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
+            self.queue.push(Subject::Member(0));
+        }
+        if seed == self.local_slot().addr || self.join.seeds.contains(&seed) {
+            return Ok(());
+        }
+        self.join
+            .seeds
+            .push(seed)
+            .map_err(|_| JoinError::TooManySeeds)?;
+        self.join.backoff = self.config.join_retry_initial;
+        self.timers.join = Some(now);
+        Ok(())
+    }
+
+    /// Leaves gracefully: the node announces it left (others mark it [`Status::Left`], not
+    /// failed), stops probing, and reports [`Event::LeaveComplete`] once the news has been
+    /// gossiped. Keep driving the node until then.
+    pub fn leave(&mut self, now: Instant) {
+        self.start(now);
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.phase = Phase::Leaving;
+        self.probe = None;
+        self.syncs.clear();
+        self.join.seeds.clear();
+        self.timers.join = None;
+        let local = self.local_mut();
+        local.status = Status::Left;
+        local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
+        local.since = now;
+        self.queue.push(Subject::Member(0));
+        self.check_leave_complete();
+    }
+
+    /// Replaces the local node's tags and gossips them (with a new incarnation).
+    pub fn set_tags(&mut self, now: Instant, tags: Tags) {
+        self.start(now);
+        let local = self.local_mut();
+        if local.tags == tags {
+            return;
+        }
+        local.tags = tags;
+        local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
+        self.queue.push(Subject::Member(0));
+    }
+
+    /// Sends a user event to every member. It is also delivered locally through
+    /// [`Node::poll_event`], as Serf does.
+    pub fn send_user_event(
+        &mut self,
+        now: Instant,
+        name: &str,
+        payload: &[u8],
+    ) -> Result<(), UserEventError> {
+        self.start(now);
+        if self.phase != Phase::Running {
+            return Err(UserEventError::NotRunning);
+        }
+        if name.is_empty() || name.len() > USER_EVENT_NAME_MAX {
+            return Err(UserEventError::BadName);
+        }
+        let payload =
+            heapless::Vec::from_slice(payload).map_err(|_| UserEventError::PayloadTooLarge)?;
+        let name = heapless::String::try_from(name).map_err(|_| UserEventError::BadName)?;
+        let event = UserEvent {
+            origin: self.local_slot().name.clone(),
+            ltime: self.user.stamp(),
+            name,
+            payload,
+        };
+        self.accept_user_event(event);
+        Ok(())
+    }
+
+    // ---- getters ----
+
+    /// Every member this node tracks, itself first.
+    pub fn members(&self) -> Members<'_> {
+        Members::new(&self.slots)
+    }
+
+    /// The member called `name`, if tracked.
+    pub fn member(&self, name: &str) -> Option<Member<'_>> {
+        self.members().find(|m| m.name() == name)
+    }
+
+    /// The local node's own entry.
+    pub fn local(&self) -> Member<'_> {
+        Member {
+            slot: self.local_slot(),
+            local: true,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Capacity of the member table, the local node included.
+    pub const fn capacity() -> usize {
+        MEMBERS
+    }
+
+    /// True once the node has been told to leave.
+    pub fn is_leaving(&self) -> bool {
+        self.phase != Phase::Running
+    }
+
+    /// Renders the current membership with `renderer` into `out`.
+    pub fn render<R: Render + ?Sized, W: core::fmt::Write + ?Sized>(
+        &self,
+        renderer: &R,
+        out: &mut W,
+    ) -> core::fmt::Result {
+        renderer.render(self.members(), out)
+    }
+
+    // ---- internals shared by the submodules ----
+
+    fn local_slot(&self) -> &Slot {
+        // Slot 0 is set in `new` and never cleared.
+        self.slots[0].as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    fn local_mut(&mut self) -> &mut Slot {
+        self.slots[0].as_mut().unwrap_or_else(|| unreachable!())
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.name == name))
+    }
+
+    /// Members alive or suspect, the local node included.
+    fn live_count(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.status.is_live())
+            .count()
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn retransmit_limit(&self) -> u8 {
+        broadcast::retransmit_limit(self.config.retransmit_mult, self.live_count())
+    }
+
+    fn local_fingerprint(&self) -> u32 {
+        fingerprint(&self.local_slot().name)
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.stats.events_lost += 1;
+        }
+    }
+
+    fn broadcast(&mut self, subject: Subject) {
+        if self.queue.push(subject) {
+            self.stats.updates_evicted += 1;
+        }
+    }
+
+    fn accept_user_event(&mut self, event: UserEvent) {
+        use crate::user_event::Accepted;
+        match self.user.accept(event) {
+            Accepted::Duplicate => {}
+            Accepted::New(i) => self.broadcast(Subject::User(i as u8)),
+            Accepted::NewEvicting(i) => {
+                self.stats.user_events_lost += 1;
+                self.queue.remove(Subject::User(i as u8));
+                self.broadcast(Subject::User(i as u8));
+            }
+        }
+    }
+
+    /// Forgets slot `i` and every reference to it.
+    fn free_slot(&mut self, i: usize) -> Option<Slot> {
+        let slot = self.slots.get_mut(i)?.take()?;
+        self.queue.remove(Subject::Member(i as u16));
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| usize::from(p.target) == i)
+        {
+            self.probe = None;
+        }
+        for s in self.slots.iter_mut().flatten() {
+            if let Some(sus) = s.suspicion.as_mut() {
+                if sus.accuser == Some(i as u16) {
+                    sus.accuser = None;
+                }
+            }
+        }
+        Some(slot)
+    }
+
+    /// Name of the member in slot `i` or, if that slot is gone, the local name.
+    fn name_of(&self, i: Option<u16>) -> &Name {
+        i.and_then(|i| self.slots.get(usize::from(i))?.as_ref())
+            .map_or(&self.local_slot().name, |s| &s.name)
+    }
+
+    fn check_leave_complete(&mut self) {
+        if self.phase == Phase::Leaving
+            && (!self.queue.contains(Subject::Member(0)) || self.live_count() == 0)
+        {
+            self.phase = Phase::Left;
+            self.queue.remove(Subject::Member(0));
+            self.outbox.clear();
+            self.push_event(Event::LeaveComplete);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+//! Incoming datagrams: validate the whole datagram first, then act on it.
+
+use core::net::SocketAddr;
+
+use super::transmit::{Outgoing, SyncSession};
+use super::{Helping, Node, Phase};
+use crate::event::Event;
+use crate::time::{Duration, Instant};
+use crate::wire::{self, DropReason, Message, SyncKind};
+
+impl<const M: usize, const U: usize> Node<M, U> {
+    /// Takes in one datagram received from `from`.
+    ///
+    /// The datagram is untrusted: it is checked from its first byte to its last before any
+    /// of it is used, and a datagram that fails is dropped whole, counted in
+    /// [`Stats`](crate::Stats) by reason, and changes nothing else.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let result = self.receive(now, from, data);
+        if let Err(reason) = result {
+            self.stats.count_drop(reason);
+            crate::fmt::trace!("dropped a datagram: {}", reason as u8);
+        }
+        result
+    }
+
+    fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), DropReason> {
+        if self.phase == Phase::Left {
+            return Err(DropReason::Ignored);
+        }
+        let frame = wire::decode(data, self.config.cluster_id)?;
+        if let Message::Ping { target, .. } = frame.message {
+            if target != self.local_slot().name.as_str() {
+                return Err(DropReason::Ignored);
+            }
+        }
+        if from == self.local_slot().addr {
+            return Err(DropReason::Ignored);
+        }
+        self.start(now);
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += data.len() as u64;
+        for update in frame.updates() {
+            self.merge(now, update);
+        }
+        self.on_message(now, from, frame.message);
+        Ok(())
+    }
+
+    fn on_message(&mut self, now: Instant, from: SocketAddr, message: Message<'_>) {
+        match message {
+            Message::Ping { seq, suspected, .. } => {
+                if suspected.is_some_and(|inc| inc >= self.local_slot().incarnation) {
+                    // Lifeguard's buddy system: the prober tells us we are suspected.
+                    self.refute(suspected.unwrap_or(0));
+                }
+                self.send(Outgoing::Ack { to: from, seq });
+            }
+            Message::Ack { seq } => self.on_ack(seq),
+            Message::Nack { seq } => {
+                if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+                    p.nacks = p.nacks.saturating_add(1);
+                    self.stats.nacks_received += 1;
+                }
+            }
+            Message::PingReq { seq, target, addr } => {
+                let Ok(target) = crate::name::name(target) else {
+                    return;
+                };
+                let my_seq = self.next_seq();
+                // Nack a little before the origin's own deadline, as Lifeguard proposes.
+                let nack_after =
+                    Duration::from_millis(self.config.probe_timeout.as_millis() * 4 / 5);
+                let helping = Helping {
+                    seq: my_seq,
+                    origin: from,
+                    origin_seq: seq,
+                    nack_at: now + nack_after,
+                };
+                if self.helping.push(helping).is_err() {
+                    self.stats.outbox_full += 1;
+                    return;
+                }
+                self.send(Outgoing::Ping {
+                    to: addr.into(),
+                    seq: my_seq,
+                    target,
+                    suspected: None,
+                });
+            }
+            Message::Sync { kind, ltime } => {
+                self.stats.sync_chunks_received += 1;
+                self.user.catch_up(ltime);
+                match kind {
+                    SyncKind::Request { first: true, .. } if self.phase == Phase::Running => {
+                        self.start_sync(from, SyncSession::response(from));
+                    }
+                    SyncKind::Response if !self.join.seeds.is_empty() => {
+                        self.join.seeds.clear();
+                        self.timers.join = None;
+                        self.user.set_floor(ltime);
+                        self.push_event(Event::Joined { via: from });
+                    }
+                    _ => {}
+                }
+            }
+            Message::Gossip => {}
+        }
+    }
+
+    fn on_ack(&mut self, seq: u32) {
+        if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+            p.acked = true;
+            return;
+        }
+        if let Some(i) = self.helping.iter().position(|h| h.seq == seq) {
+            let h = self.helping.swap_remove(i);
+            self.send(Outgoing::Ack {
+                to: h.origin,
+                seq: h.origin_seq,
+            });
+        }
+    }
+}

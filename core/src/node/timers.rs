@@ -1,0 +1,414 @@
+//! Pulled timers: `poll_timeout` reports the earliest deadline, `handle_timeout` runs
+//! whatever is due. Node-wide deadlines live in [`Timers`]; per-member ones (suspicion,
+//! reaping) live in the member slots. A spurious or early call does nothing.
+
+use core::net::SocketAddr;
+
+use super::transmit::{Outgoing, SyncSession};
+use super::{Node, Phase};
+use crate::broadcast::Subject;
+use crate::event::Event;
+use crate::member::Status;
+use crate::time::{Duration, Instant};
+
+/// Node-wide deadlines; `None` when not armed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Timers {
+    /// Set once the node has seen its first `now`.
+    pub(super) started: bool,
+    /// End of the current protocol period: judge the probe, start the next.
+    pub(super) probe: Option<Instant>,
+    pub(super) gossip: Option<Instant>,
+    pub(super) push_pull: Option<Instant>,
+    pub(super) join: Option<Instant>,
+}
+
+/// The probe of the current protocol period.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Probe {
+    pub(super) target: u16,
+    pub(super) seq: u32,
+    /// When the direct ping is given up and helpers are asked.
+    pub(super) ack_deadline: Instant,
+    pub(super) indirect_sent: bool,
+    pub(super) expected_nacks: u8,
+    pub(super) nacks: u8,
+    pub(super) acked: bool,
+}
+
+/// Keeps the smallest of the deadlines offered.
+struct Earliest(Option<Instant>);
+
+impl Earliest {
+    fn offer(&mut self, t: Option<Instant>) {
+        if let Some(t) = t {
+            self.0 = Some(self.0.map_or(t, |e| e.min(t)));
+        }
+    }
+}
+
+impl<const M: usize, const U: usize> Node<M, U> {
+    /// Arms the periodic timers at the node's first input, with random phases so nodes
+    /// started together do not probe in lockstep.
+    pub(super) fn start(&mut self, now: Instant) {
+        if self.timers.started {
+            return;
+        }
+        self.timers.started = true;
+        if let Some(local) = self.slots[0].as_mut() {
+            local.since = now;
+        }
+        let p = self.config.probe_interval.as_millis();
+        let g = self.config.gossip_interval.as_millis();
+        let s = self.push_pull_interval().as_millis();
+        self.timers.probe = Some(now + Duration::from_millis(self.rand_below(p)));
+        self.timers.gossip = Some(now + Duration::from_millis(self.rand_below(g)));
+        self.timers.push_pull = Some(now + Duration::from_millis(s / 2 + self.rand_below(s)));
+    }
+
+    fn rand_below(&mut self, n: u64) -> u64 {
+        self.rng.below(n.min(u64::from(u32::MAX)) as usize) as u64
+    }
+
+    /// The earliest time at which [`Node::handle_timeout`] has work to do, or `None` once the
+    /// node has left. Before the first input it is [`Instant::ZERO`], so a driver that
+    /// follows the contract starts the node at once.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Left {
+            return None;
+        }
+        if !self.timers.started {
+            return Some(Instant::ZERO);
+        }
+        let mut e = Earliest(None);
+        e.offer(self.timers.probe);
+        e.offer(self.timers.gossip);
+        e.offer(self.timers.push_pull);
+        e.offer(self.timers.join);
+        if let Some(p) = &self.probe {
+            if !p.acked && !p.indirect_sent {
+                e.offer(Some(p.ack_deadline));
+            }
+        }
+        for h in &self.helping {
+            e.offer(Some(h.nack_at));
+        }
+        for s in self.slots.iter().skip(1).flatten() {
+            e.offer(self.member_deadline(s));
+        }
+        e.0
+    }
+
+    fn member_deadline(&self, s: &crate::member::Slot) -> Option<Instant> {
+        match s.status {
+            Status::Suspect => s.suspicion.as_ref().map(|sus| sus.deadline()),
+            Status::Failed | Status::Left => Some(s.since + self.config.reap_timeout),
+            Status::Alive => None,
+        }
+    }
+
+    /// Runs every timer due at `now`. Calling it early, late or twice is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Left {
+            return;
+        }
+        self.start(now);
+        self.expire_helping(now);
+        self.expire_members(now);
+        if self.phase == Phase::Running {
+            if let Some(p) = self.probe {
+                if !p.acked && !p.indirect_sent && p.ack_deadline <= now {
+                    self.probe_indirectly(now);
+                }
+            }
+            if due(self.timers.probe, now) {
+                self.finish_probe(now);
+                self.start_probe(now);
+            }
+            if due(self.timers.push_pull, now) {
+                self.push_pull(now);
+            }
+            if due(self.timers.join, now) {
+                self.retry_join(now);
+            }
+        }
+        if due(self.timers.gossip, now) {
+            self.timers.gossip = Some(now + self.config.gossip_interval);
+            self.gossip_round();
+        }
+        self.check_leave_complete();
+    }
+
+    /// Helpers whose target stayed silent send the origin a nack.
+    fn expire_helping(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.helping.len() {
+            if self.helping[i].nack_at <= now {
+                let h = self.helping.swap_remove(i);
+                self.send(Outgoing::Nack {
+                    to: h.origin,
+                    seq: h.origin_seq,
+                });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Suspicions that ran out become failures; old failures and leaves are reaped.
+    fn expire_members(&mut self, now: Instant) {
+        for i in 1..M {
+            let Some(s) = self.slots[i].as_ref() else {
+                continue;
+            };
+            if !self.member_deadline(s).is_some_and(|d| d <= now) {
+                continue;
+            }
+            if s.status == Status::Suspect {
+                let inc = s.incarnation;
+                crate::fmt::debug!("{} declared failed", s.name.as_str());
+                self.set_failed(now, i, inc);
+            } else if let Some(gone) = self.free_slot(i) {
+                self.stats.members_reaped += 1;
+                self.push_event(Event::MemberReaped { name: gone.name });
+            }
+        }
+    }
+
+    fn scaled(&self, d: Duration) -> Duration {
+        d.saturating_mul(u64::from(self.awareness) + 1)
+    }
+
+    /// Judges the probe of the period that just ended (Lifeguard: missing nacks count
+    /// against our own health, not only against the target).
+    fn finish_probe(&mut self, now: Instant) {
+        let Some(p) = self.probe.take() else {
+            return;
+        };
+        let max = self.config.awareness_max.saturating_sub(1);
+        if p.acked {
+            self.awareness = self.awareness.saturating_sub(1);
+        } else {
+            self.stats.probes_failed += 1;
+            let missed = if p.expected_nacks == 0 {
+                1
+            } else {
+                p.expected_nacks.saturating_sub(p.nacks)
+            };
+            self.awareness = self.awareness.saturating_add(missed).min(max);
+            let i = usize::from(p.target);
+            if let Some(s) = self.slots[i].as_ref() {
+                if s.status.is_live() {
+                    let inc = s.incarnation;
+                    let me = self.local_fingerprint();
+                    self.suspect(now, i, inc, me, Some(0));
+                }
+            }
+        }
+        self.stats.health_score = u64::from(self.awareness);
+    }
+
+    /// Picks the next member in shuffled round-robin order and pings it.
+    fn start_probe(&mut self, now: Instant) {
+        self.timers.probe = Some(now + self.scaled(self.config.probe_interval));
+        let Some(target) = self.next_probe_target() else {
+            return;
+        };
+        let Some(s) = self.slots[target].as_ref() else {
+            return;
+        };
+        let suspected = (s.status == Status::Suspect).then_some(s.incarnation);
+        let (to, name) = (s.addr, s.name.clone());
+        let seq = self.next_seq();
+        self.stats.probes += 1;
+        self.probe = Some(Probe {
+            target: target as u16,
+            seq,
+            ack_deadline: now + self.scaled(self.config.probe_timeout),
+            indirect_sent: false,
+            expected_nacks: 0,
+            nacks: 0,
+            acked: false,
+        });
+        self.send(Outgoing::Ping {
+            to,
+            seq,
+            target: name,
+            suspected,
+        });
+    }
+
+    fn next_probe_target(&mut self) -> Option<usize> {
+        for _ in 0..2 {
+            while self.probe_pos < self.probe_order.len() {
+                let i = usize::from(self.probe_order[self.probe_pos]);
+                self.probe_pos += 1;
+                if self.slots[i].as_ref().is_some_and(|s| s.status.is_live()) {
+                    return Some(i);
+                }
+            }
+            self.reshuffle_probe_order();
+        }
+        None
+    }
+
+    /// A fresh random order of the live members (Fisher-Yates).
+    fn reshuffle_probe_order(&mut self) {
+        self.probe_order.clear();
+        self.probe_pos = 0;
+        for i in 1..M {
+            if self.slots[i].as_ref().is_some_and(|s| s.status.is_live()) {
+                // Cannot fail: at most M - 1 entries.
+                let _ = self.probe_order.push(i as u16);
+            }
+        }
+        for i in (1..self.probe_order.len()).rev() {
+            let j = self.rng.below(i + 1);
+            self.probe_order.swap(i, j);
+        }
+    }
+
+    /// Up to `k` random live members other than the local node and `exclude`, chosen by
+    /// reservoir sampling (no scratch table).
+    pub(super) fn random_members<const K: usize>(
+        &mut self,
+        k: usize,
+        exclude: Option<usize>,
+        pick: impl Fn(Status) -> bool,
+    ) -> heapless::Vec<usize, K> {
+        let k = k.min(K);
+        let mut chosen = heapless::Vec::new();
+        let mut seen = 0usize;
+        for i in 1..M {
+            let Some(s) = self.slots[i].as_ref() else {
+                continue;
+            };
+            if Some(i) == exclude || !pick(s.status) {
+                continue;
+            }
+            seen += 1;
+            if chosen.len() < k {
+                let _ = chosen.push(i);
+            } else {
+                let j = self.rng.below(seen);
+                if j < k {
+                    chosen[j] = i;
+                }
+            }
+        }
+        chosen
+    }
+
+    /// The direct ping went unanswered: ask `indirect_checks` helpers to try.
+    fn probe_indirectly(&mut self, _now: Instant) {
+        let Some(mut p) = self.probe else {
+            return;
+        };
+        p.indirect_sent = true;
+        let target = usize::from(p.target);
+        let Some((name, addr)) = self.slots[target]
+            .as_ref()
+            .map(|s| (s.name.clone(), s.addr))
+        else {
+            self.probe = None;
+            return;
+        };
+        let helpers: heapless::Vec<usize, 8> = self.random_members(
+            usize::from(self.config.indirect_checks),
+            Some(target),
+            |st| st == Status::Alive,
+        );
+        for &h in &helpers {
+            if let Some(to) = self.slots[h].as_ref().map(|s| s.addr) {
+                self.stats.indirect_probes += 1;
+                p.expected_nacks += 1;
+                self.send(Outgoing::PingReq {
+                    to,
+                    seq: p.seq,
+                    target: name.clone(),
+                    addr,
+                });
+            }
+        }
+        self.probe = Some(p);
+    }
+
+    /// Sends the queued updates to a few random peers.
+    fn gossip_round(&mut self) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let peers: heapless::Vec<usize, 8> =
+            self.random_members(usize::from(self.config.gossip_nodes), None, Status::is_live);
+        for &p in &peers {
+            if let Some(to) = self.slots[p].as_ref().map(|s| s.addr) {
+                self.send(Outgoing::Gossip { to });
+            }
+        }
+    }
+
+    /// Memberlist's push-pull interval, scaled up past 32 members.
+    fn push_pull_interval(&self) -> Duration {
+        let n = self.live_count().max(1) as u64;
+        let log2_ceil = u64::from(64 - (n - 1).leading_zeros());
+        let mult = if n > 32 { log2_ceil - 5 + 1 } else { 1 };
+        self.config.push_pull_interval.saturating_mul(mult)
+    }
+
+    /// Anti-entropy with one random live member, and a reconnect attempt with one failed
+    /// member so that a healed partition merges back (Serf's reconnect, over UDP).
+    fn push_pull(&mut self, now: Instant) {
+        self.timers.push_pull = Some(now + self.push_pull_interval());
+        let live: heapless::Vec<usize, 1> = self.random_members(1, None, Status::is_live);
+        let failed: heapless::Vec<usize, 1> = self.random_members(1, None, |s| s == Status::Failed);
+        for i in live.into_iter().chain(failed) {
+            if let Some(to) = self.slots[i].as_ref().map(|s| s.addr) {
+                self.start_sync(to, SyncSession::request(to, false));
+            }
+        }
+    }
+
+    fn retry_join(&mut self, now: Instant) {
+        if self.join.seeds.is_empty() {
+            self.timers.join = None;
+            return;
+        }
+        let seeds = self.join.seeds.clone();
+        for to in seeds {
+            self.start_sync(to, SyncSession::request(to, true));
+        }
+        self.timers.join = Some(now + self.join.backoff);
+        self.join.backoff = (self.join.backoff.saturating_mul(2)).min(self.config.join_retry_max);
+    }
+
+    /// Queues a push-pull session, replacing an older one to the same peer.
+    pub(super) fn start_sync(&mut self, to: SocketAddr, session: SyncSession) {
+        self.syncs.retain(|s| s.to != to);
+        if self.syncs.push(session).is_err() {
+            self.stats.outbox_full += 1;
+            return;
+        }
+        if matches!(session.kind, crate::wire::SyncKind::Request { .. }) {
+            self.stats.syncs_started += 1;
+        }
+    }
+
+    /// Marks slot `i` failed at incarnation `inc` and spreads the news.
+    pub(super) fn set_failed(&mut self, now: Instant, i: usize, inc: u32) {
+        if let Some(s) = self.slots[i].as_mut() {
+            self.stats.failures += 1;
+            s.status = Status::Failed;
+            s.incarnation = inc;
+            s.since = now;
+            s.suspicion = None;
+            s.pending.record(crate::member::Pending::FAILED);
+            self.notify = true;
+            self.broadcast(Subject::Member(i as u16));
+        }
+    }
+}
+
+fn due(t: Option<Instant>, now: Instant) -> bool {
+    t.is_some_and(|t| t <= now)
+}

@@ -1,0 +1,97 @@
+//! Counters of everything a node did and everything it refused.
+
+use crate::wire::DropReason;
+
+/// Monotonic counters. Every dropped datagram, refused member and lost event is counted
+/// here by reason, so nothing disappears silently.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Stats {
+    /// Datagrams accepted and processed.
+    pub datagrams_received: u64,
+    /// Datagrams handed out by `poll_transmit`.
+    pub datagrams_sent: u64,
+    /// Bytes of accepted datagrams.
+    pub bytes_received: u64,
+    /// Bytes handed out by `poll_transmit`.
+    pub bytes_sent: u64,
+    /// Dropped: shorter than a header.
+    pub dropped_truncated: u64,
+    /// Dropped: longer than the largest datagram.
+    pub dropped_oversized: u64,
+    /// Dropped: unknown protocol version.
+    pub dropped_version: u64,
+    /// Dropped: envelope this node cannot open.
+    pub dropped_envelope: u64,
+    /// Dropped: another cluster's id.
+    pub dropped_cluster: u64,
+    /// Dropped: body malformed or a field out of range.
+    pub dropped_malformed: u64,
+    /// Dropped: well-formed but not for this node (wrong target name, sent after leaving).
+    pub dropped_ignored: u64,
+    /// Probes started.
+    pub probes: u64,
+    /// Probes that got no ack, directly or indirectly.
+    pub probes_failed: u64,
+    /// Indirect probe requests sent to helpers.
+    pub indirect_probes: u64,
+    /// Nacks received from helpers.
+    pub nacks_received: u64,
+    /// Suspicions this node raised or learned.
+    pub suspicions: u64,
+    /// Times this node refuted a claim about itself.
+    pub refutations: u64,
+    /// Members declared failed (by this node or by gossip).
+    pub failures: u64,
+    /// Newcomers not tracked because the member table was full of live members.
+    pub members_refused: u64,
+    /// Failed or left members evicted early to make room for a newcomer.
+    pub members_evicted: u64,
+    /// Failed or left members reaped after the timeout.
+    pub members_reaped: u64,
+    /// Updates dropped from a full queue before they were fully retransmitted.
+    pub updates_evicted: u64,
+    /// User events delivered to the application.
+    pub user_events: u64,
+    /// User events lost because the buffer filled before they were delivered.
+    pub user_events_lost: u64,
+    /// Outgoing messages dropped because the outbox was full.
+    pub outbox_full: u64,
+    /// Events dropped because the event queue was full.
+    pub events_lost: u64,
+    /// Push-pull exchanges started (joins included).
+    pub syncs_started: u64,
+    /// Push-pull chunks received.
+    pub sync_chunks_received: u64,
+    /// Name conflicts detected.
+    pub name_conflicts: u64,
+    /// Current local health score (0 is healthy).
+    pub health_score: u64,
+}
+
+impl Stats {
+    pub(crate) fn count_drop(&mut self, reason: DropReason) {
+        let c = match reason {
+            DropReason::Truncated => &mut self.dropped_truncated,
+            DropReason::Oversized => &mut self.dropped_oversized,
+            DropReason::Version => &mut self.dropped_version,
+            DropReason::Envelope => &mut self.dropped_envelope,
+            DropReason::Cluster => &mut self.dropped_cluster,
+            DropReason::Malformed => &mut self.dropped_malformed,
+            DropReason::Ignored => &mut self.dropped_ignored,
+        };
+        *c += 1;
+    }
+
+    /// All datagrams dropped, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_truncated
+            + self.dropped_oversized
+            + self.dropped_version
+            + self.dropped_envelope
+            + self.dropped_cluster
+            + self.dropped_malformed
+            + self.dropped_ignored
+    }
+}

@@ -1,0 +1,349 @@
+//! The wire format: a fixed frame header, then postcard-encoded messages.
+//!
+//! ```text
+//! +---------+----------+----------------+-----------------------------------------+
+//! | version | envelope | cluster id     | body                                    |
+//! | 1 byte  | 1 byte   | 4 bytes, BE    | Message, then zero or more Update, each |
+//! |  = 1    |  0=plain |                | postcard-encoded, back to back          |
+//! +---------+----------+----------------+-----------------------------------------+
+//! ```
+//! Envelope values other than 0 are reserved for authenticated encryption. Decoding is
+//! zero-copy (names and payloads borrow from the datagram) and never panics. See
+//! `docs/PROTOCOL.md` for every field and limit.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::validate_name;
+use crate::tags::Tags;
+use crate::user_event::{USER_EVENT_NAME_MAX, USER_PAYLOAD_MAX};
+
+/// Protocol version carried in byte 0 of every datagram.
+pub const VERSION: u8 = 1;
+/// Envelope byte of an unencrypted frame.
+pub const ENVELOPE_PLAIN: u8 = 0;
+/// Bytes before the body.
+pub const HEADER_LEN: usize = 6;
+/// Largest datagram accepted or sent (an Ethernet MTU; `Config::max_datagram` is at most this).
+pub const MAX_DATAGRAM: usize = 1500;
+/// Smallest allowed `Config::max_datagram`: room for the largest single message.
+pub const MIN_DATAGRAM: usize = 256;
+/// Largest incarnation or Lamport time accepted from the wire. Honest nodes count up from
+/// zero one step at a time and never get near it; a bigger value is absurd and dropped, so a
+/// node can always refute with a higher one.
+pub const MAX_COUNTER: u32 = (1 << 31) - 1;
+
+/// Why a datagram was dropped. Each reason has its own counter in [`Stats`](crate::Stats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DropReason {
+    /// Shorter than the frame header.
+    Truncated,
+    /// Longer than [`MAX_DATAGRAM`].
+    Oversized,
+    /// Unknown protocol version.
+    Version,
+    /// Envelope this node cannot open (e.g. encrypted while it has no key).
+    Envelope,
+    /// Cluster id of another cluster.
+    Cluster,
+    /// The body does not decode, or a field is out of range (bad name, tags, counter,
+    /// payload size, trailing bytes).
+    Malformed,
+    /// A well-formed message this node must ignore: addressed to another name, from the
+    /// node itself, or arriving after it left.
+    Ignored,
+}
+
+/// A socket address as sent on the wire (postcard has no native form for it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireAddr {
+    V4([u8; 4], u16),
+    V6([u8; 16], u16),
+}
+
+impl From<SocketAddr> for WireAddr {
+    fn from(a: SocketAddr) -> Self {
+        match a.ip() {
+            IpAddr::V4(ip) => WireAddr::V4(ip.octets(), a.port()),
+            IpAddr::V6(ip) => WireAddr::V6(ip.octets(), a.port()),
+        }
+    }
+}
+
+impl From<WireAddr> for SocketAddr {
+    fn from(a: WireAddr) -> Self {
+        match a {
+            WireAddr::V4(ip, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port),
+            WireAddr::V6(ip, port) => SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port),
+        }
+    }
+}
+
+/// Which half of a push-pull exchange a `Sync` datagram belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SyncKind {
+    /// The initiator's table; the first chunk asks for the peer's table in return.
+    Request { first: bool, join: bool },
+    /// The answer to a request.
+    Response,
+}
+
+/// The primary message of a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Message<'a> {
+    /// Are you alive? `target` must be the receiver's name. `suspected` carries the
+    /// incarnation at which the sender suspects the target (Lifeguard's buddy system).
+    Ping {
+        seq: u32,
+        target: &'a str,
+        suspected: Option<u32>,
+    },
+    /// Answer to a ping with the same `seq`.
+    Ack { seq: u32 },
+    /// From a helper of an indirect probe: the target did not answer in time.
+    Nack { seq: u32 },
+    /// Please ping `target` at `addr` and forward its ack (or a nack) to me under `seq`.
+    PingReq {
+        seq: u32,
+        target: &'a str,
+        addr: WireAddr,
+    },
+    /// A chunk of push-pull anti-entropy: the updates that follow are `State` entries.
+    Sync { kind: SyncKind, ltime: u32 },
+    /// Nothing but piggybacked updates.
+    Gossip,
+}
+
+/// Member status on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireStatus {
+    Alive,
+    Suspect,
+    Failed,
+    Left,
+}
+
+/// A piggybacked update, or a full member state inside a `Sync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Update<'a> {
+    Alive {
+        name: &'a str,
+        incarnation: u32,
+        addr: WireAddr,
+        tags: &'a [u8],
+    },
+    Suspect {
+        name: &'a str,
+        incarnation: u32,
+        from: &'a str,
+    },
+    Failed {
+        name: &'a str,
+        incarnation: u32,
+    },
+    Left {
+        name: &'a str,
+        incarnation: u32,
+    },
+    User {
+        origin: &'a str,
+        ltime: u32,
+        name: &'a str,
+        payload: &'a [u8],
+    },
+    State {
+        name: &'a str,
+        incarnation: u32,
+        addr: WireAddr,
+        tags: &'a [u8],
+        status: WireStatus,
+    },
+}
+
+fn counter_ok(c: u32) -> bool {
+    c <= MAX_COUNTER
+}
+
+fn name_ok(n: &str) -> bool {
+    validate_name(n).is_ok()
+}
+
+impl Message<'_> {
+    fn is_valid(&self) -> bool {
+        match *self {
+            Message::Ping {
+                target, suspected, ..
+            } => name_ok(target) && suspected.is_none_or(counter_ok),
+            Message::PingReq { target, .. } => name_ok(target),
+            Message::Sync { ltime, .. } => counter_ok(ltime),
+            Message::Ack { .. } | Message::Nack { .. } | Message::Gossip => true,
+        }
+    }
+}
+
+impl Update<'_> {
+    fn is_valid(&self) -> bool {
+        match *self {
+            Update::Alive {
+                name,
+                incarnation,
+                tags,
+                ..
+            }
+            | Update::State {
+                name,
+                incarnation,
+                tags,
+                ..
+            } => name_ok(name) && counter_ok(incarnation) && Tags::from_encoded(tags).is_ok(),
+            Update::Suspect {
+                name,
+                incarnation,
+                from,
+            } => name_ok(name) && name_ok(from) && counter_ok(incarnation),
+            Update::Failed { name, incarnation } | Update::Left { name, incarnation } => {
+                name_ok(name) && counter_ok(incarnation)
+            }
+            Update::User {
+                origin,
+                ltime,
+                name,
+                payload,
+            } => {
+                name_ok(origin)
+                    && counter_ok(ltime)
+                    && !name.is_empty()
+                    && name.len() <= USER_EVENT_NAME_MAX
+                    && payload.len() <= USER_PAYLOAD_MAX
+            }
+        }
+    }
+}
+
+/// A decoded, fully validated datagram: its message, and its updates to iterate again.
+#[derive(Debug)]
+pub(crate) struct Frame<'a> {
+    pub(crate) message: Message<'a>,
+    updates: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// The piggybacked updates (already validated by [`decode`]).
+    pub(crate) fn updates(&self) -> Updates<'a> {
+        Updates { rest: self.updates }
+    }
+}
+
+/// Iterator over the updates of a validated frame.
+#[derive(Debug)]
+pub(crate) struct Updates<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Updates<'a> {
+    type Item = Update<'a>;
+    fn next(&mut self) -> Option<Update<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match postcard::take_from_bytes::<Update<'a>>(self.rest) {
+            Ok((u, rest)) => {
+                self.rest = rest;
+                Some(u)
+            }
+            Err(_) => {
+                self.rest = &[];
+                None
+            }
+        }
+    }
+}
+
+/// Checks the header and every message and update in `data`; only a datagram that is
+/// valid from its first byte to its last comes back.
+pub(crate) fn decode(data: &[u8], cluster_id: u32) -> Result<Frame<'_>, DropReason> {
+    if data.len() > MAX_DATAGRAM {
+        return Err(DropReason::Oversized);
+    }
+    if data.len() < HEADER_LEN {
+        return Err(DropReason::Truncated);
+    }
+    if data[0] != VERSION {
+        return Err(DropReason::Version);
+    }
+    if data[1] != ENVELOPE_PLAIN {
+        return Err(DropReason::Envelope);
+    }
+    let cluster = u32::from_be_bytes([data[2], data[3], data[4], data[5]]);
+    if cluster != cluster_id {
+        return Err(DropReason::Cluster);
+    }
+    let (message, updates) = postcard::take_from_bytes::<Message<'_>>(&data[HEADER_LEN..])
+        .map_err(|_| DropReason::Malformed)?;
+    if !message.is_valid() {
+        return Err(DropReason::Malformed);
+    }
+    let mut rest = updates;
+    while !rest.is_empty() {
+        let (u, r) =
+            postcard::take_from_bytes::<Update<'_>>(rest).map_err(|_| DropReason::Malformed)?;
+        if !u.is_valid() {
+            return Err(DropReason::Malformed);
+        }
+        if matches!(message, Message::Sync { .. }) != matches!(u, Update::State { .. }) {
+            // Sync chunks carry full states and nothing else; other messages never do.
+            return Err(DropReason::Malformed);
+        }
+        rest = r;
+    }
+    Ok(Frame { message, updates })
+}
+
+/// Writes frames into a caller buffer: header and message first, then as many updates as fit.
+#[derive(Debug)]
+pub(crate) struct Encoder<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl<'b> Encoder<'b> {
+    /// Starts a frame with `message`; `None` when `buf` cannot hold even that.
+    pub(crate) fn new(buf: &'b mut [u8], cluster_id: u32, message: &Message<'_>) -> Option<Self> {
+        if buf.len() < HEADER_LEN {
+            return None;
+        }
+        buf[0] = VERSION;
+        buf[1] = ENVELOPE_PLAIN;
+        buf[2..HEADER_LEN].copy_from_slice(&cluster_id.to_be_bytes());
+        let mut e = Encoder {
+            buf,
+            len: HEADER_LEN,
+        };
+        e.push_value(message).then_some(e)
+    }
+
+    fn push_value<T: Serialize>(&mut self, value: &T) -> bool {
+        match postcard::to_slice(value, &mut self.buf[self.len..]) {
+            Ok(used) => {
+                self.len += used.len();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Appends `update` if it fits; false (and nothing written) otherwise.
+    pub(crate) fn push(&mut self, update: &Update<'_>) -> bool {
+        self.push_value(update)
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests;
