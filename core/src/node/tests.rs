@@ -1,1 +1,437 @@
+//! Behaviour of one node and of tiny clusters on a perfect in-memory network. Cluster-scale
+//! scenarios (loss, partitions, 100 nodes) live in the simulator (`benches/`).
 
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::vec::Vec;
+
+use super::*;
+use crate::wire::{DropReason, Encoder, Message, Update, WireAddr};
+
+type N = Node<8, 16>;
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 7946))
+}
+
+fn node(i: u8) -> N {
+    let name = std::format!("n{i}");
+    Node::new(Identity::new(&name, addr(i)).unwrap(), Config::lan(), u64::from(i)).unwrap()
+}
+
+/// A perfect network of a few nodes, stepped to each earliest deadline.
+struct Net {
+    nodes: Vec<(SocketAddr, N, bool)>,
+    wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    events: Vec<(SocketAddr, Event)>,
+    now: Instant,
+}
+
+impl Net {
+    fn new(n: u8) -> Self {
+        let mut net = Net {
+            nodes: (1..=n).map(|i| (addr(i), node(i), true)).collect(),
+            wire: VecDeque::new(),
+            events: Vec::new(),
+            now: Instant::ZERO,
+        };
+        for i in 1..n as usize {
+            net.nodes[i].1.join(Instant::ZERO, addr(1)).unwrap();
+        }
+        net
+    }
+
+    fn drain(&mut self, i: usize) {
+        let mut buf = [0u8; 1500];
+        let (a, node, _) = &mut self.nodes[i];
+        while let Some(t) = node.poll_transmit(self.now, &mut buf) {
+            assert!(t.len <= node.config().max_datagram);
+            self.wire.push_back((*a, t.to, buf[..t.len].to_vec()));
+        }
+        while let Some(e) = node.poll_event() {
+            self.events.push((*a, e));
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        for _ in 0..100_000 {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].2 {
+                    self.nodes[i].1.handle_timeout(self.now);
+                    self.drain(i);
+                }
+            }
+            while let Some((from, to, bytes)) = self.wire.pop_front() {
+                if let Some(i) = self.nodes.iter().position(|n| n.0 == to && n.2) {
+                    let _ = self.nodes[i].1.handle_datagram(self.now, from, &bytes);
+                    self.drain(i);
+                }
+            }
+            let next = self
+                .nodes
+                .iter()
+                .filter(|n| n.2)
+                .filter_map(|n| n.1.poll_timeout())
+                .min()
+                .unwrap_or(end);
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = next.max(self.now);
+        }
+        panic!("run_for did not reach its end");
+    }
+
+    fn status(&self, observer: usize, name: &str) -> Option<Status> {
+        self.nodes[observer].1.member(name).map(|m| m.status())
+    }
+}
+
+#[test]
+fn node_fits_the_memory_budget() {
+    // The documented budget (docs/ARCHITECTURE.md): a 32-member node in at most 16 KiB.
+    let size = core::mem::size_of::<Node<32, 64>>();
+    std::println!("size_of::<Node<32, 64>>() = {size}");
+    assert!(size <= 16 * 1024, "Node<32, 64> is {size} bytes");
+}
+
+#[test]
+fn bad_capacity_is_refused() {
+    let id = Identity::new("x", addr(1)).unwrap();
+    assert_eq!(
+        Node::<1, 4>::new(id.clone(), Config::lan(), 0).err(),
+        Some(ConfigError::BadCapacity)
+    );
+    assert_eq!(
+        Node::<4, 0>::new(id, Config::lan(), 0).err(),
+        Some(ConfigError::BadCapacity)
+    );
+}
+
+#[test]
+fn three_nodes_join_and_agree() {
+    let mut net = Net::new(3);
+    net.run_for(Duration::from_secs(5));
+    for i in 0..3 {
+        assert_eq!(net.nodes[i].1.members().count(), 3);
+        assert!(net.nodes[i].1.members().all(|m| m.status() == Status::Alive));
+    }
+    let joined = net
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Joined { .. }))
+        .count();
+    assert_eq!(joined, 2);
+}
+
+#[test]
+fn a_crashed_node_is_suspected_then_failed() {
+    let mut net = Net::new(4);
+    net.run_for(Duration::from_secs(5));
+    net.nodes[3].2 = false;
+    net.run_for(Duration::from_secs(60));
+    for i in 0..3 {
+        assert_eq!(net.status(i, "n4"), Some(Status::Failed), "observer {i}");
+    }
+    assert!(net
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::MemberSuspected { name, .. } if name == "n4")));
+}
+
+#[test]
+fn a_graceful_leave_is_left_not_failed() {
+    let mut net = Net::new(4);
+    net.run_for(Duration::from_secs(5));
+    let now = net.now;
+    net.nodes[3].1.leave(now);
+    net.drain(3);
+    net.run_for(Duration::from_secs(10));
+    assert!(net
+        .events
+        .iter()
+        .any(|(a, e)| *a == addr(4) && *e == Event::LeaveComplete));
+    for i in 0..3 {
+        assert_eq!(net.status(i, "n4"), Some(Status::Left));
+    }
+    net.nodes[3].2 = false;
+    net.run_for(Duration::from_secs(60));
+    for i in 0..3 {
+        assert_eq!(net.status(i, "n4"), Some(Status::Left));
+    }
+    assert!(!net
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::MemberFailed { .. })));
+}
+
+#[test]
+fn tags_changes_reach_everyone_as_updates() {
+    let mut net = Net::new(3);
+    net.run_for(Duration::from_secs(5));
+    let now = net.now;
+    let tags = Tags::new().with("role", "backend").unwrap();
+    net.nodes[2].1.set_tags(now, tags.clone());
+    net.drain(2);
+    net.run_for(Duration::from_secs(5));
+    for i in 0..2 {
+        assert_eq!(net.nodes[i].1.member("n3").unwrap().tags(), &tags);
+    }
+    assert!(net
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::MemberUpdated { name, .. } if name == "n3")));
+}
+
+#[test]
+fn user_events_are_delivered_once_everywhere() {
+    let mut net = Net::new(3);
+    net.run_for(Duration::from_secs(5));
+    let now = net.now;
+    net.nodes[0].1.send_user_event(now, "deploy", b"v2").unwrap();
+    net.drain(0);
+    net.run_for(Duration::from_secs(10));
+    for i in 0..3 {
+        let got = net
+            .events
+            .iter()
+            .filter(|(a, e)| *a == addr(i as u8 + 1) && matches!(e, Event::User(u) if u.name == "deploy" && &u.payload[..] == b"v2"))
+            .count();
+        assert_eq!(got, 1, "node {i}");
+    }
+    assert_eq!(
+        net.nodes[0].1.send_user_event(now, "", b""),
+        Err(UserEventError::BadName)
+    );
+    assert_eq!(
+        net.nodes[0].1.send_user_event(now, "x", &[0; 65]),
+        Err(UserEventError::PayloadTooLarge)
+    );
+}
+
+/// Encodes one datagram by hand, as a peer (honest or not) would.
+fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
+    let mut buf = [0u8; 1500];
+    let mut enc = Encoder::new(&mut buf, 0, &message).unwrap();
+    for u in updates {
+        assert!(enc.push(u));
+    }
+    let len = enc.len();
+    buf[..len].to_vec()
+}
+
+#[test]
+fn suspicion_of_self_is_refuted_with_a_higher_incarnation() {
+    let mut a = node(1);
+    let now = Instant::from_secs(1);
+    let bytes = frame(
+        Message::Gossip,
+        &[Update::Suspect {
+            name: "n1",
+            incarnation: 0,
+            from: "n2",
+        }],
+    );
+    a.handle_datagram(now, addr(2), &bytes).unwrap();
+    assert_eq!(a.local().incarnation(), 1);
+    assert_eq!(a.stats().refutations, 1);
+    // The buddy system: a ping that says we are suspected is refuted at once too.
+    let ping = frame(
+        Message::Ping {
+            seq: 9,
+            target: "n1",
+            suspected: Some(1),
+        },
+        &[],
+    );
+    a.handle_datagram(now, addr(2), &ping).unwrap();
+    assert_eq!(a.local().incarnation(), 2);
+    let mut buf = [0u8; 1500];
+    let t = a.poll_transmit(now, &mut buf).unwrap();
+    assert_eq!(t.to, addr(2));
+    let ack = crate::wire::decode(&buf[..t.len], 0).unwrap();
+    assert_eq!(ack.message, Message::Ack { seq: 9 });
+    assert!(ack.updates().any(|u| matches!(u, Update::Alive { name: "n1", incarnation: 2, .. })));
+}
+
+#[test]
+fn a_ping_for_another_name_is_ignored() {
+    let mut a = node(1);
+    let ping = frame(
+        Message::Ping {
+            seq: 1,
+            target: "someone-else",
+            suspected: None,
+        },
+        &[],
+    );
+    assert_eq!(
+        a.handle_datagram(Instant::ZERO, addr(2), &ping),
+        Err(DropReason::Ignored)
+    );
+    let mut buf = [0u8; 1500];
+    assert!(a.poll_transmit(Instant::ZERO, &mut buf).is_none());
+}
+
+fn alive(name: &str, incarnation: u32, i: u8) -> Vec<u8> {
+    let update = Update::Alive {
+        name,
+        incarnation,
+        addr: WireAddr::from(addr(i)),
+        tags: &[],
+    };
+    frame(Message::Gossip, &[update])
+}
+
+#[test]
+fn a_full_table_refuses_newcomers_but_keeps_live_members() {
+    let mut a: Node<3, 4> = Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 1).unwrap();
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(2), &alive("b", 0, 2)).unwrap();
+    a.handle_datagram(now, addr(3), &alive("c", 0, 3)).unwrap();
+    a.handle_datagram(now, addr(4), &alive("d", 0, 4)).unwrap();
+    a.handle_datagram(now, addr(4), &alive("d", 1, 4)).unwrap();
+    assert_eq!(a.members().count(), 3);
+    assert!(a.member("d").is_none());
+    assert_eq!(a.stats().members_refused, 2);
+    let events: Vec<Event> = core::iter::from_fn(|| a.poll_event()).collect();
+    let refusals = events
+        .iter()
+        .filter(|e| matches!(e, Event::MemberRefused { name, .. } if name == "d"))
+        .count();
+    assert_eq!(refusals, 1, "reported once: {events:?}");
+    // A failed member makes room.
+    let failed = frame(
+        Message::Gossip,
+        &[Update::Failed {
+            name: "b",
+            incarnation: 0,
+        }],
+    );
+    a.handle_datagram(now, addr(3), &failed).unwrap();
+    a.handle_datagram(now, addr(4), &alive("d", 2, 4)).unwrap();
+    assert!(a.member("d").is_some());
+    assert!(a.member("b").is_none());
+    assert_eq!(a.stats().members_evicted, 1);
+}
+
+#[test]
+fn failed_members_come_back_only_with_a_higher_incarnation_and_are_reaped() {
+    let mut a = node(1);
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(2), &alive("b", 3, 2)).unwrap();
+    let failed = frame(
+        Message::Gossip,
+        &[Update::Failed {
+            name: "b",
+            incarnation: 3,
+        }],
+    );
+    a.handle_datagram(now, addr(3), &failed).unwrap();
+    a.handle_datagram(now, addr(2), &alive("b", 3, 2)).unwrap();
+    assert_eq!(a.member("b").unwrap().status(), Status::Failed);
+    a.handle_datagram(now, addr(2), &alive("b", 4, 5)).unwrap();
+    let b = a.member("b").unwrap();
+    assert_eq!((b.status(), b.addr()), (Status::Alive, addr(5)));
+    a.handle_datagram(now, addr(3), &frame(Message::Gossip, &[Update::Left { name: "b", incarnation: 4 }]))
+        .unwrap();
+    let later = now + a.config().reap_timeout;
+    a.handle_timeout(later);
+    assert!(a.member("b").is_none());
+    let events: Vec<Event> = core::iter::from_fn(|| a.poll_event()).collect();
+    assert!(events.contains(&Event::MemberReaped { name: crate::name("b").unwrap() }));
+}
+
+#[test]
+fn a_second_claim_of_our_name_from_elsewhere_is_a_conflict() {
+    let mut a = node(1);
+    let now = Instant::from_secs(1);
+    // Our previous life's record: refuted quietly.
+    a.handle_datagram(now, addr(2), &alive("n1", 5, 9)).unwrap();
+    assert_eq!(a.local().incarnation(), 6);
+    assert!(a.poll_event().is_none());
+    // Another live node keeps using our name.
+    a.handle_datagram(now, addr(9), &alive("n1", 7, 9)).unwrap();
+    assert_eq!(
+        a.poll_event(),
+        Some(Event::NameConflict {
+            name: crate::name("n1").unwrap(),
+            other: addr(9)
+        })
+    );
+}
+
+#[test]
+fn a_restarted_node_takes_over_its_name_with_a_new_address() {
+    let mut net = Net::new(3);
+    net.run_for(Duration::from_secs(5));
+    net.nodes[2].2 = false;
+    // The same name comes back on a new address and joins again.
+    let mut reborn: N = Node::new(Identity::new("n3", addr(7)).unwrap(), Config::lan(), 77).unwrap();
+    reborn.join(net.now, addr(1)).unwrap();
+    net.nodes.push((addr(7), reborn, true));
+    net.run_for(Duration::from_secs(10));
+    for i in [0, 1, 3] {
+        let m = net.nodes[i].1.member("n3").unwrap();
+        assert_eq!((m.status(), m.addr()), (Status::Alive, addr(7)), "observer {i}");
+    }
+}
+
+#[test]
+fn garbage_changes_nothing_and_is_counted() {
+    let mut a = node(1);
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(2), &alive("b", 0, 2)).unwrap();
+    let before: Vec<(std::string::String, u32, Status)> = a
+        .members()
+        .map(|m| (m.name().into(), m.incarnation(), m.status()))
+        .collect();
+    let good = alive("c", 0, 3);
+    let mut cases: Vec<(Vec<u8>, DropReason)> = Vec::new();
+    cases.push((Vec::new(), DropReason::Truncated));
+    cases.push((std::vec![0u8; 1501], DropReason::Oversized));
+    let mut v = good.clone();
+    v[0] = 9;
+    cases.push((v, DropReason::Version));
+    let mut v = good.clone();
+    v[1] = 1;
+    cases.push((v, DropReason::Envelope));
+    let mut v = good.clone();
+    v[5] = 1;
+    cases.push((v, DropReason::Cluster));
+    cases.push((good[..good.len() - 1].to_vec(), DropReason::Malformed));
+    let mut v = good.clone();
+    v.push(0xff);
+    cases.push((v, DropReason::Malformed));
+    // A valid update followed by an absurd one: the whole datagram goes.
+    cases.push((
+        frame(
+            Message::Gossip,
+            &[
+                Update::Alive {
+                    name: "c",
+                    incarnation: 0,
+                    addr: WireAddr::from(addr(3)),
+                    tags: &[],
+                },
+                Update::Failed {
+                    name: "b",
+                    incarnation: u32::MAX,
+                },
+            ],
+        ),
+        DropReason::Malformed,
+    ));
+    for (bytes, reason) in &cases {
+        assert_eq!(a.handle_datagram(now, addr(3), bytes), Err(*reason));
+    }
+    let after: Vec<(std::string::String, u32, Status)> = a
+        .members()
+        .map(|m| (m.name().into(), m.incarnation(), m.status()))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(a.stats().dropped(), cases.len() as u64);
+    assert_eq!(a.stats().dropped_malformed, 3);
+}

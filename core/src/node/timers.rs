@@ -82,13 +82,15 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return Some(Instant::ZERO);
         }
         let mut e = Earliest(None);
-        e.offer(self.timers.probe);
         e.offer(self.timers.gossip);
-        e.offer(self.timers.push_pull);
-        e.offer(self.timers.join);
-        if let Some(p) = &self.probe {
-            if !p.acked && !p.indirect_sent {
-                e.offer(Some(p.ack_deadline));
+        if self.phase == Phase::Running {
+            e.offer(self.timers.probe);
+            e.offer(self.timers.push_pull);
+            e.offer(self.timers.join);
+            if let Some(p) = &self.probe {
+                if !p.acked && !p.indirect_sent {
+                    e.offer(Some(p.ack_deadline));
+                }
             }
         }
         for h in &self.helping {
