@@ -105,7 +105,7 @@ impl Suspicion {
         let span = (self.max - self.min).as_millis();
         // frac = log(C + 1) / log(K + 1), as 16.16.
         let frac = (log2_fixed(c + 1) << 16) / log2_fixed(k + 1).max(1);
-        let shrink = (u128::from(span) * u128::from(frac) >> 16) as u64;
+        let shrink = ((u128::from(span) * u128::from(frac)) >> 16) as u64;
         let timeout = (self.max - Duration::from_millis(shrink)).max(self.min);
         self.start + timeout
     }

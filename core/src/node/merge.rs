@@ -255,11 +255,12 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return;
         }
         if s.status == Status::Suspect && inc == s.incarnation {
-            if let Some(sus) = s.suspicion.as_mut() {
-                if from != 0 && sus.confirm(from) {
-                    sus.accuser = accuser;
-                    self.broadcast(Subject::Member(i as u16));
-                }
+            if let Some(sus) = s.suspicion.as_mut()
+                && from != 0
+                && sus.confirm(from)
+            {
+                sus.accuser = accuser;
+                self.broadcast(Subject::Member(i as u16));
             }
             return;
         }

@@ -393,10 +393,10 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             self.probe = None;
         }
         for s in self.slots.iter_mut().flatten() {
-            if let Some(sus) = s.suspicion.as_mut() {
-                if sus.accuser == Some(i as u16) {
-                    sus.accuser = None;
-                }
+            if let Some(sus) = s.suspicion.as_mut()
+                && sus.accuser == Some(i as u16)
+            {
+                sus.accuser = None;
             }
         }
         Some(slot)

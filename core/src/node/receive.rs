@@ -33,10 +33,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return Err(DropReason::Ignored);
         }
         let frame = wire::decode(data, self.config.cluster_id)?;
-        if let Message::Ping { target, .. } = frame.message {
-            if target != self.local_slot().name.as_str() {
-                return Err(DropReason::Ignored);
-            }
+        if let Message::Ping { target, .. } = frame.message
+            && target != self.local_slot().name.as_str()
+        {
+            return Err(DropReason::Ignored);
         }
         if from == self.local_slot().addr {
             return Err(DropReason::Ignored);

@@ -16,7 +16,12 @@ fn addr(i: u8) -> SocketAddr {
 
 fn node(i: u8) -> N {
     let name = std::format!("n{i}");
-    Node::new(Identity::new(&name, addr(i)).unwrap(), Config::lan(), u64::from(i)).unwrap()
+    Node::new(
+        Identity::new(&name, addr(i)).unwrap(),
+        Config::lan(),
+        u64::from(i),
+    )
+    .unwrap()
 }
 
 /// A perfect network of a few nodes, stepped to each earliest deadline.
@@ -116,7 +121,12 @@ fn three_nodes_join_and_agree() {
     net.run_for(Duration::from_secs(5));
     for i in 0..3 {
         assert_eq!(net.nodes[i].1.members().count(), 3);
-        assert!(net.nodes[i].1.members().all(|m| m.status() == Status::Alive));
+        assert!(
+            net.nodes[i]
+                .1
+                .members()
+                .all(|m| m.status() == Status::Alive)
+        );
     }
     let joined = net
         .events
@@ -135,10 +145,11 @@ fn a_crashed_node_is_suspected_then_failed() {
     for i in 0..3 {
         assert_eq!(net.status(i, "n4"), Some(Status::Failed), "observer {i}");
     }
-    assert!(net
-        .events
-        .iter()
-        .any(|(_, e)| matches!(e, Event::MemberSuspected { name, .. } if name == "n4")));
+    assert!(
+        net.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::MemberSuspected { name, .. } if name == "n4"))
+    );
 }
 
 #[test]
@@ -149,10 +160,11 @@ fn a_graceful_leave_is_left_not_failed() {
     net.nodes[3].1.leave(now);
     net.drain(3);
     net.run_for(Duration::from_secs(10));
-    assert!(net
-        .events
-        .iter()
-        .any(|(a, e)| *a == addr(4) && *e == Event::LeaveComplete));
+    assert!(
+        net.events
+            .iter()
+            .any(|(a, e)| *a == addr(4) && *e == Event::LeaveComplete)
+    );
     for i in 0..3 {
         assert_eq!(net.status(i, "n4"), Some(Status::Left));
     }
@@ -161,10 +173,11 @@ fn a_graceful_leave_is_left_not_failed() {
     for i in 0..3 {
         assert_eq!(net.status(i, "n4"), Some(Status::Left));
     }
-    assert!(!net
-        .events
-        .iter()
-        .any(|(_, e)| matches!(e, Event::MemberFailed { .. })));
+    assert!(
+        !net.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::MemberFailed { .. }))
+    );
 }
 
 #[test]
@@ -179,10 +192,11 @@ fn tags_changes_reach_everyone_as_updates() {
     for i in 0..2 {
         assert_eq!(net.nodes[i].1.member("n3").unwrap().tags(), &tags);
     }
-    assert!(net
-        .events
-        .iter()
-        .any(|(_, e)| matches!(e, Event::MemberUpdated { name, .. } if name == "n3")));
+    assert!(
+        net.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::MemberUpdated { name, .. } if name == "n3"))
+    );
 }
 
 #[test]
@@ -190,14 +204,20 @@ fn user_events_are_delivered_once_everywhere() {
     let mut net = Net::new(3);
     net.run_for(Duration::from_secs(5));
     let now = net.now;
-    net.nodes[0].1.send_user_event(now, "deploy", b"v2").unwrap();
+    net.nodes[0]
+        .1
+        .send_user_event(now, "deploy", b"v2")
+        .unwrap();
     net.drain(0);
     net.run_for(Duration::from_secs(10));
     for i in 0..3 {
         let got = net
             .events
             .iter()
-            .filter(|(a, e)| *a == addr(i as u8 + 1) && matches!(e, Event::User(u) if u.name == "deploy" && &u.payload[..] == b"v2"))
+            .filter(|(a, e)| {
+                *a == addr(i as u8 + 1)
+                    && matches!(e, Event::User(u) if u.name == "deploy" && &u.payload[..] == b"v2")
+            })
             .count();
         assert_eq!(got, 1, "node {i}");
     }
@@ -253,7 +273,14 @@ fn suspicion_of_self_is_refuted_with_a_higher_incarnation() {
     assert_eq!(t.to, addr(2));
     let ack = crate::wire::decode(&buf[..t.len], 0).unwrap();
     assert_eq!(ack.message, Message::Ack { seq: 9 });
-    assert!(ack.updates().any(|u| matches!(u, Update::Alive { name: "n1", incarnation: 2, .. })));
+    assert!(ack.updates().any(|u| matches!(
+        u,
+        Update::Alive {
+            name: "n1",
+            incarnation: 2,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -287,7 +314,8 @@ fn alive(name: &str, incarnation: u32, i: u8) -> Vec<u8> {
 
 #[test]
 fn a_full_table_refuses_newcomers_but_keeps_live_members() {
-    let mut a: Node<3, 4> = Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 1).unwrap();
+    let mut a: Node<3, 4> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 1).unwrap();
     let now = Instant::from_secs(1);
     a.handle_datagram(now, addr(2), &alive("b", 0, 2)).unwrap();
     a.handle_datagram(now, addr(3), &alive("c", 0, 3)).unwrap();
@@ -335,13 +363,25 @@ fn failed_members_come_back_only_with_a_higher_incarnation_and_are_reaped() {
     a.handle_datagram(now, addr(2), &alive("b", 4, 5)).unwrap();
     let b = a.member("b").unwrap();
     assert_eq!((b.status(), b.addr()), (Status::Alive, addr(5)));
-    a.handle_datagram(now, addr(3), &frame(Message::Gossip, &[Update::Left { name: "b", incarnation: 4 }]))
-        .unwrap();
+    a.handle_datagram(
+        now,
+        addr(3),
+        &frame(
+            Message::Gossip,
+            &[Update::Left {
+                name: "b",
+                incarnation: 4,
+            }],
+        ),
+    )
+    .unwrap();
     let later = now + a.config().reap_timeout;
     a.handle_timeout(later);
     assert!(a.member("b").is_none());
     let events: Vec<Event> = core::iter::from_fn(|| a.poll_event()).collect();
-    assert!(events.contains(&Event::MemberReaped { name: crate::name("b").unwrap() }));
+    assert!(events.contains(&Event::MemberReaped {
+        name: crate::name("b").unwrap()
+    }));
 }
 
 #[test]
@@ -369,13 +409,18 @@ fn a_restarted_node_takes_over_its_name_with_a_new_address() {
     net.run_for(Duration::from_secs(5));
     net.nodes[2].2 = false;
     // The same name comes back on a new address and joins again.
-    let mut reborn: N = Node::new(Identity::new("n3", addr(7)).unwrap(), Config::lan(), 77).unwrap();
+    let mut reborn: N =
+        Node::new(Identity::new("n3", addr(7)).unwrap(), Config::lan(), 77).unwrap();
     reborn.join(net.now, addr(1)).unwrap();
     net.nodes.push((addr(7), reborn, true));
     net.run_for(Duration::from_secs(10));
     for i in [0, 1, 3] {
         let m = net.nodes[i].1.member("n3").unwrap();
-        assert_eq!((m.status(), m.addr()), (Status::Alive, addr(7)), "observer {i}");
+        assert_eq!(
+            (m.status(), m.addr()),
+            (Status::Alive, addr(7)),
+            "observer {i}"
+        );
     }
 }
 

@@ -87,10 +87,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
             e.offer(self.timers.probe);
             e.offer(self.timers.push_pull);
             e.offer(self.timers.join);
-            if let Some(p) = &self.probe {
-                if !p.acked && !p.indirect_sent {
-                    e.offer(Some(p.ack_deadline));
-                }
+            if let Some(p) = &self.probe
+                && !p.acked
+                && !p.indirect_sent
+            {
+                e.offer(Some(p.ack_deadline));
             }
         }
         for h in &self.helping {
@@ -119,10 +120,12 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.expire_helping(now);
         self.expire_members(now);
         if self.phase == Phase::Running {
-            if let Some(p) = self.probe {
-                if !p.acked && !p.indirect_sent && p.ack_deadline <= now {
-                    self.probe_indirectly(now);
-                }
+            if let Some(p) = self.probe
+                && !p.acked
+                && !p.indirect_sent
+                && p.ack_deadline <= now
+            {
+                self.probe_indirectly(now);
             }
             if due(self.timers.probe, now) {
                 self.finish_probe(now);
@@ -164,7 +167,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             let Some(s) = self.slots[i].as_ref() else {
                 continue;
             };
-            if !self.member_deadline(s).is_some_and(|d| d <= now) {
+            if self.member_deadline(s).is_none_or(|d| d > now) {
                 continue;
             }
             if s.status == Status::Suspect {
@@ -200,12 +203,12 @@ impl<const M: usize, const U: usize> Node<M, U> {
             };
             self.awareness = self.awareness.saturating_add(missed).min(max);
             let i = usize::from(p.target);
-            if let Some(s) = self.slots[i].as_ref() {
-                if s.status.is_live() {
-                    let inc = s.incarnation;
-                    let me = self.local_fingerprint();
-                    self.suspect(now, i, inc, me, Some(0));
-                }
+            if let Some(s) = self.slots[i].as_ref()
+                && s.status.is_live()
+            {
+                let inc = s.incarnation;
+                let me = self.local_fingerprint();
+                self.suspect(now, i, inc, me, Some(0));
             }
         }
         self.stats.health_score = u64::from(self.awareness);
