@@ -10,7 +10,6 @@ use crate::user_event::UserEvent;
 /// Member events are coalesced per member between two drains of `poll_event`: a member that
 /// failed and came back before the application looked is reported as joined once.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Event {
     /// A member joined, or came back after failing or leaving.
     MemberJoined {
@@ -75,4 +74,38 @@ pub enum Event {
     },
     /// The leave has been gossiped; the node can be shut down.
     LeaveComplete,
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Event {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        use defmt::Debug2Format as D;
+        match self {
+            Event::MemberJoined { name, addr } => {
+                defmt::write!(f, "MemberJoined({=str} {})", name, D(addr))
+            }
+            Event::MemberUpdated { name, addr } => {
+                defmt::write!(f, "MemberUpdated({=str} {})", name, D(addr))
+            }
+            Event::MemberSuspected { name, addr } => {
+                defmt::write!(f, "MemberSuspected({=str} {})", name, D(addr))
+            }
+            Event::MemberLeft { name, addr } => {
+                defmt::write!(f, "MemberLeft({=str} {})", name, D(addr))
+            }
+            Event::MemberFailed { name, addr } => {
+                defmt::write!(f, "MemberFailed({=str} {})", name, D(addr))
+            }
+            Event::MemberReaped { name } => defmt::write!(f, "MemberReaped({=str})", name),
+            Event::MemberRefused { name, addr } => {
+                defmt::write!(f, "MemberRefused({=str} {})", name, D(addr))
+            }
+            Event::NameConflict { name, other } => {
+                defmt::write!(f, "NameConflict({=str} {})", name, D(other))
+            }
+            Event::User(u) => defmt::write!(f, "User({})", u),
+            Event::Joined { via } => defmt::write!(f, "Joined({})", D(via)),
+            Event::LeaveComplete => defmt::write!(f, "LeaveComplete"),
+        }
+    }
 }

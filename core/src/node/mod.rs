@@ -119,7 +119,7 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     /// Claims of our name from another address that we refuted; the second one is a conflict.
     foreign_claims: u8,
     /// Fingerprints of recently refused newcomers, so each is reported once.
-    refused: heapless::Deque<u32, 4>,
+    refused: heapless::Deque<u32, 16>,
 }
 
 impl<const M: usize, const U: usize> core::fmt::Debug for Node<M, U> {

@@ -216,3 +216,36 @@ proptest! {
         check_node_survives(&bytes);
     }
 }
+
+#[test]
+fn largest_updates_have_the_documented_sizes() {
+    let name = "n".repeat(32);
+    let mut tags = Tags::new();
+    for (k, v) in [("k1", "v".repeat(40)), ("k2", "w".repeat(48))] {
+        tags.insert(k, &v).unwrap();
+    }
+    assert_eq!(tags.encoded().len(), 96);
+    let size = |u: &Update<'_>| postcard::to_slice(u, &mut [0u8; 512]).unwrap().len();
+    let addr = WireAddr::V6([0xff; 16], u16::MAX);
+    let alive = Update::Alive {
+        name: &name,
+        incarnation: MAX_COUNTER,
+        addr,
+        tags: tags.encoded(),
+    };
+    let state = Update::State {
+        name: &name,
+        incarnation: MAX_COUNTER,
+        addr,
+        tags: tags.encoded(),
+        status: WireStatus::Left,
+    };
+    let user = Update::User {
+        origin: &name,
+        ltime: MAX_COUNTER,
+        name: &name,
+        payload: &[0; USER_PAYLOAD_MAX],
+    };
+    // docs/PROTOCOL.md quotes these figures.
+    assert_eq!((size(&alive), size(&state), size(&user)), (156, 157, 137));
+}
