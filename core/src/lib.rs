@@ -77,6 +77,7 @@ mod fmt;
 
 mod broadcast;
 mod config;
+mod crypto;
 mod event;
 mod member;
 mod name;
@@ -91,6 +92,10 @@ mod user_event;
 mod wire;
 
 pub use config::{Config, ConfigError};
+pub use crypto::{
+    ENCRYPTION_OVERHEAD, ENVELOPE_XCHACHA20POLY1305, KEY_LEN, Key, Keyring, KeyringError, MAX_KEYS,
+    NONCE_LEN, TAG_LEN,
+};
 pub use event::Event;
 pub use member::{Member, Status};
 pub use name::{Identity, NAME_MAX, Name, NameError, name, validate_name};

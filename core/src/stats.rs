@@ -30,6 +30,8 @@ pub struct Stats {
     pub dropped_malformed: u64,
     /// Dropped: well-formed but not for this node (wrong target name, sent after leaving).
     pub dropped_ignored: u64,
+    /// Dropped: failed authentication, or plaintext while encryption is on.
+    pub dropped_unauthenticated: u64,
     /// Probes started.
     pub probes: u64,
     /// Probes that got no ack, directly or indirectly.
@@ -80,6 +82,7 @@ impl Stats {
             DropReason::Cluster => &mut self.dropped_cluster,
             DropReason::Malformed => &mut self.dropped_malformed,
             DropReason::Ignored => &mut self.dropped_ignored,
+            DropReason::Unauthenticated => &mut self.dropped_unauthenticated,
         };
         *c += 1;
     }
@@ -93,5 +96,6 @@ impl Stats {
             + self.dropped_cluster
             + self.dropped_malformed
             + self.dropped_ignored
+            + self.dropped_unauthenticated
     }
 }

@@ -54,6 +54,8 @@ pub enum DropReason {
     /// A well-formed message this node must ignore: addressed to another name, from the
     /// node itself, or arriving after it left.
     Ignored,
+    /// Failed authentication with every installed key, or plaintext while a keyring is set.
+    Unauthenticated,
 }
 
 /// A socket address as sent on the wire (postcard has no native form for it).
@@ -261,9 +263,8 @@ impl<'a> Iterator for Updates<'a> {
     }
 }
 
-/// Checks the header and every message and update in `data`; only a datagram that is
-/// valid from its first byte to its last comes back.
-pub(crate) fn decode(data: &[u8], cluster_id: u32) -> Result<Frame<'_>, DropReason> {
+/// Checks size, version and cluster id; returns the envelope byte.
+pub(crate) fn check_header(data: &[u8], cluster_id: u32) -> Result<u8, DropReason> {
     if data.len() > MAX_DATAGRAM {
         return Err(DropReason::Oversized);
     }
@@ -273,15 +274,27 @@ pub(crate) fn decode(data: &[u8], cluster_id: u32) -> Result<Frame<'_>, DropReas
     if data[0] != VERSION {
         return Err(DropReason::Version);
     }
-    if data[1] != ENVELOPE_PLAIN {
-        return Err(DropReason::Envelope);
-    }
     let cluster = u32::from_be_bytes([data[2], data[3], data[4], data[5]]);
     if cluster != cluster_id {
         return Err(DropReason::Cluster);
     }
-    let (message, updates) = postcard::take_from_bytes::<Message<'_>>(&data[HEADER_LEN..])
-        .map_err(|_| DropReason::Malformed)?;
+    Ok(data[1])
+}
+
+/// Decodes a whole plaintext datagram (header included).
+#[cfg(test)]
+pub(crate) fn decode(data: &[u8], cluster_id: u32) -> Result<Frame<'_>, DropReason> {
+    if check_header(data, cluster_id)? != ENVELOPE_PLAIN {
+        return Err(DropReason::Envelope);
+    }
+    decode_body(&data[HEADER_LEN..])
+}
+
+/// Checks every message and update of a body; only a body that is valid from its first
+/// byte to its last comes back.
+pub(crate) fn decode_body(body: &[u8]) -> Result<Frame<'_>, DropReason> {
+    let (message, updates) =
+        postcard::take_from_bytes::<Message<'_>>(body).map_err(|_| DropReason::Malformed)?;
     if !message.is_valid() {
         return Err(DropReason::Malformed);
     }
@@ -309,9 +322,20 @@ pub(crate) struct Encoder<'b> {
 }
 
 impl<'b> Encoder<'b> {
-    /// Starts a frame with `message`; `None` when `buf` cannot hold even that.
+    /// Starts a plaintext frame with `message`; `None` when `buf` cannot hold even that.
+    #[cfg(test)]
     pub(crate) fn new(buf: &'b mut [u8], cluster_id: u32, message: &Message<'_>) -> Option<Self> {
-        if buf.len() < HEADER_LEN {
+        Self::with_gap(buf, cluster_id, 0, message)
+    }
+
+    /// Starts a frame whose body begins `gap` bytes after the header (room for a nonce).
+    pub(crate) fn with_gap(
+        buf: &'b mut [u8],
+        cluster_id: u32,
+        gap: usize,
+        message: &Message<'_>,
+    ) -> Option<Self> {
+        if buf.len() < HEADER_LEN + gap {
             return None;
         }
         buf[0] = VERSION;
@@ -319,7 +343,7 @@ impl<'b> Encoder<'b> {
         buf[2..HEADER_LEN].copy_from_slice(&cluster_id.to_be_bytes());
         let mut e = Encoder {
             buf,
-            len: HEADER_LEN,
+            len: HEADER_LEN + gap,
         };
         e.push_value(message).then_some(e)
     }

@@ -10,6 +10,7 @@ use core::net::SocketAddr;
 
 use crate::broadcast::{self, Queue, Subject};
 use crate::config::{Config, ConfigError};
+use crate::crypto::{Keyring, Sealer};
 use crate::event::Event;
 use crate::member::{Member, Pending, Slot, Status};
 use crate::name::{Identity, Name};
@@ -118,6 +119,8 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     phase: Phase,
     /// Claims of our name from another address that we refuted; the second one is a conflict.
     foreign_claims: u8,
+    /// Keys and nonce state when encryption is on.
+    sealer: Option<Sealer>,
     /// Fingerprints of recently refused newcomers, so each is reported once.
     refused: heapless::Deque<u32, 16>,
 }
@@ -176,6 +179,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             },
             phase: Phase::Running,
             foreign_claims: 0,
+            sealer: None,
             refused: heapless::Deque::new(),
         })
     }
@@ -266,6 +270,27 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         };
         self.accept_user_event(event);
         Ok(())
+    }
+
+    /// Turns on authenticated encryption (or replaces the keyring). From now on every
+    /// datagram is sealed with the primary key, and only datagrams that open with one of the
+    /// keyring's keys are accepted: plaintext is dropped.
+    ///
+    /// `entropy` must be fresh random bytes on every boot (from a hardware RNG, the OS, or a
+    /// persisted boot counter hashed with the node name): it salts the nonces, which never
+    /// repeat under one key as long as it never repeats.
+    pub fn set_keyring(&mut self, keyring: Keyring, entropy: [u8; 16]) {
+        self.sealer = Some(Sealer::new(keyring, entropy));
+    }
+
+    /// The keyring, when encryption is on.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.sealer.as_ref().map(|s| &s.keyring)
+    }
+
+    /// The keyring, to install, use or remove keys during a rotation.
+    pub fn keyring_mut(&mut self) -> Option<&mut Keyring> {
+        self.sealer.as_mut().map(|s| &mut s.keyring)
     }
 
     // ---- getters ----
@@ -422,3 +447,5 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_encrypt;

@@ -4,6 +4,7 @@ use core::net::SocketAddr;
 
 use super::transmit::{Outgoing, SyncSession};
 use super::{Helping, Node, Phase};
+use crate::crypto::ENVELOPE_XCHACHA20POLY1305;
 use crate::event::Event;
 use crate::time::{Duration, Instant};
 use crate::wire::{self, DropReason, Message, SyncKind};
@@ -32,7 +33,15 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if self.phase == Phase::Left {
             return Err(DropReason::Ignored);
         }
-        let frame = wire::decode(data, self.config.cluster_id)?;
+        let envelope = wire::check_header(data, self.config.cluster_id)?;
+        let mut scratch = [0u8; wire::MAX_DATAGRAM];
+        let body = match (envelope, &self.sealer) {
+            (wire::ENVELOPE_PLAIN, None) => &data[wire::HEADER_LEN..],
+            (wire::ENVELOPE_PLAIN, Some(_)) => return Err(DropReason::Unauthenticated),
+            (ENVELOPE_XCHACHA20POLY1305, Some(sealer)) => sealer.open(data, &mut scratch)?,
+            _ => return Err(DropReason::Envelope),
+        };
+        let frame = wire::decode_body(body)?;
         if let Message::Ping { target, .. } = frame.message
             && target != self.local_slot().name.as_str()
         {

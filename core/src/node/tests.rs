@@ -10,7 +10,7 @@ use crate::wire::{DropReason, Encoder, Message, Update, WireAddr};
 
 type N = Node<8, 16>;
 
-fn addr(i: u8) -> SocketAddr {
+pub(super) fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 7946))
 }
 
@@ -25,19 +25,22 @@ fn node(i: u8) -> N {
 }
 
 /// A perfect network of a few nodes, stepped to each earliest deadline.
-struct Net {
-    nodes: Vec<(SocketAddr, N, bool)>,
+pub(super) struct Net {
+    pub(super) nodes: Vec<(SocketAddr, N, bool)>,
     wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
-    events: Vec<(SocketAddr, Event)>,
-    now: Instant,
+    pub(super) events: Vec<(SocketAddr, Event)>,
+    /// Every datagram sent, as bytes.
+    pub(super) sent: Vec<Vec<u8>>,
+    pub(super) now: Instant,
 }
 
 impl Net {
-    fn new(n: u8) -> Self {
+    pub(super) fn new(n: u8) -> Self {
         let mut net = Net {
             nodes: (1..=n).map(|i| (addr(i), node(i), true)).collect(),
             wire: VecDeque::new(),
             events: Vec::new(),
+            sent: Vec::new(),
             now: Instant::ZERO,
         };
         for i in 1..n as usize {
@@ -46,11 +49,12 @@ impl Net {
         net
     }
 
-    fn drain(&mut self, i: usize) {
+    pub(super) fn drain(&mut self, i: usize) {
         let mut buf = [0u8; 1500];
         let (a, node, _) = &mut self.nodes[i];
         while let Some(t) = node.poll_transmit(self.now, &mut buf) {
             assert!(t.len <= node.config().max_datagram);
+            self.sent.push(buf[..t.len].to_vec());
             self.wire.push_back((*a, t.to, buf[..t.len].to_vec()));
         }
         while let Some(e) = node.poll_event() {
@@ -58,7 +62,7 @@ impl Net {
         }
     }
 
-    fn run_for(&mut self, d: Duration) {
+    pub(super) fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
         for _ in 0..100_000 {
             for i in 0..self.nodes.len() {

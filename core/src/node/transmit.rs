@@ -4,7 +4,9 @@
 use core::net::SocketAddr;
 
 use super::Node;
+use super::Transmit;
 use crate::broadcast::Subject;
+use crate::crypto::{NONCE_LEN, TAG_LEN};
 use crate::member::Status;
 use crate::name::Name;
 use crate::time::Instant;
@@ -118,8 +120,18 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let _ = now;
         let limit = buf.len().min(self.config.max_datagram);
         let buf = &mut buf[..limit];
+        let (gap, tag) = match self.sealer {
+            Some(_) => (NONCE_LEN, TAG_LEN),
+            None => (0, 0),
+        };
+        let body_limit = limit.saturating_sub(tag);
         while let Some(out) = self.outbox.pop_front() {
-            let Some(mut enc) = Encoder::new(buf, self.config.cluster_id, &out.message()) else {
+            let Some(mut enc) = Encoder::with_gap(
+                &mut buf[..body_limit],
+                self.config.cluster_id,
+                gap,
+                &out.message(),
+            ) else {
                 continue;
             };
             let piggybacked = self.piggyback(&mut enc);
@@ -127,20 +139,28 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 continue;
             }
             let len = enc.len();
-            return Some(self.sent(out.to(), len));
+            if let Some(t) = self.sent(buf, out.to(), len) {
+                return Some(t);
+            }
         }
         while !self.syncs.is_empty() {
-            if let Some(t) = self.sync_chunk(buf) {
+            let chunk = self.sync_chunk(&mut buf[..body_limit], gap);
+            if let Some(t) = chunk.and_then(|(to, len)| self.sent(buf, to, len)) {
                 return Some(t);
             }
         }
         None
     }
 
-    fn sent(&mut self, to: SocketAddr, len: usize) -> Transmit {
+    /// Seals the encoded frame when encryption is on, and counts it.
+    fn sent(&mut self, buf: &mut [u8], to: SocketAddr, len: usize) -> Option<Transmit> {
+        let len = match self.sealer.as_mut() {
+            Some(sealer) => sealer.seal(buf, len)?,
+            None => len,
+        };
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += len as u64;
-        Transmit { to, len }
+        Some(Transmit { to, len })
     }
 
     /// Adds queued updates to `enc`, least-sent first; returns how many fit.
@@ -208,13 +228,14 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     /// The next chunk of the first push-pull session: as many member states as fit.
-    fn sync_chunk(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+    /// Returns the destination and encoded length.
+    fn sync_chunk(&mut self, buf: &mut [u8], gap: usize) -> Option<(SocketAddr, usize)> {
         let mut session = *self.syncs.first()?;
         let message = Message::Sync {
             kind: session.kind,
             ltime: self.user.clock,
         };
-        let Some(mut enc) = Encoder::new(buf, self.config.cluster_id, &message) else {
+        let Some(mut enc) = Encoder::with_gap(buf, self.config.cluster_id, gap, &message) else {
             // The caller's buffer cannot hold even a header: give the session up.
             self.syncs.remove(0);
             return None;
@@ -255,8 +276,6 @@ impl<const M: usize, const U: usize> Node<M, U> {
         } else {
             self.syncs[0] = session;
         }
-        (entries > 0).then(|| self.sent(session.to, enc.len()))
+        (entries > 0).then(|| (session.to, enc.len()))
     }
 }
-
-use super::Transmit;
