@@ -111,6 +111,8 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     probe: Option<Probe>,
     probe_order: heapless::Vec<u16, MEMBERS>,
     probe_pos: usize,
+    /// Alternates the next probe between round-robin and a random suspect.
+    probe_suspect_next: bool,
     helping: heapless::Vec<Helping, HELPING>,
     /// Lifeguard local health score, `0..config.awareness_max`.
     awareness: u8,
@@ -170,6 +172,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             probe: None,
             probe_order: heapless::Vec::new(),
             probe_pos: 0,
+            probe_suspect_next: false,
             helping: heapless::Vec::new(),
             awareness: 0,
             timers: Timers::default(),

@@ -63,9 +63,14 @@ impl<const M: usize, const U: usize> Node<M, U> {
     fn on_message(&mut self, now: Instant, from: SocketAddr, message: Message<'_>) {
         match message {
             Message::Ping { seq, suspected, .. } => {
-                if suspected.is_some_and(|inc| inc >= self.local_slot().incarnation) {
-                    // Lifeguard's buddy system: the prober tells us we are suspected.
-                    self.refute(suspected.unwrap_or(0));
+                // Lifeguard's buddy system: the prober tells us we are suspected.
+                match suspected {
+                    Some(inc) if inc >= self.local_slot().incarnation => self.refute(inc),
+                    // Already refuted, but the prober missed it: let the ack carry it.
+                    Some(_) if self.phase == Phase::Running => {
+                        self.queue.push(crate::broadcast::Subject::Member(0));
+                    }
+                    _ => {}
                 }
                 self.send(Outgoing::Ack { to: from, seq });
             }

@@ -214,10 +214,27 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.stats.health_score = u64::from(self.awareness);
     }
 
-    /// Picks the next member in shuffled round-robin order and pings it.
+    /// Picks the next member in shuffled round-robin order and pings it; every other
+    /// period, a random suspect instead, if there is one.
+    ///
+    /// Probing suspects is what makes the buddy system reliable: the suspect learns of the
+    /// suspicion from the ping and its ack carries the refutation back, so a node that
+    /// missed every retransmission of a refutation still learns it before its suspicion
+    /// times out (without it, 10 % loss gave a few false failures per 10 minutes at 50
+    /// nodes in the simulator).
     fn start_probe(&mut self, now: Instant) {
         self.timers.probe = Some(now + self.scaled(self.config.probe_interval));
-        let Some(target) = self.next_probe_target() else {
+        self.probe_suspect_next = !self.probe_suspect_next;
+        let suspect: heapless::Vec<usize, 1> = if self.probe_suspect_next {
+            self.random_members(1, None, |s| s == Status::Suspect)
+        } else {
+            heapless::Vec::new()
+        };
+        let Some(target) = suspect
+            .first()
+            .copied()
+            .or_else(|| self.next_probe_target())
+        else {
             return;
         };
         let Some(s) = self.slots[target].as_ref() else {
