@@ -1,0 +1,376 @@
+//! The embassy-net driver: [`new`] splits a rumor node into a [`Handle`] for the
+//! application and a [`Runner`] to spawn as an embassy task.
+//!
+//! ```ignore
+//! static RES: StaticCell<Resources<32, 64>> = StaticCell::new();
+//! let config = Config::new(Identity::new("board-1", "10.42.0.11:7946".parse()?)?, rumor_core::Config::lan());
+//! let (handle, runner) = rumor_embedded::embassy::new(stack, config, RES.init(Resources::new()), seed)?;
+//! spawner.spawn(rumor_task(runner))?; // #[embassy_executor::task] async fn rumor_task(r: Runner<'static, 32, 64>) -> ! { r.run().await }
+//! handle.join("10.42.0.12:7946".parse()?)?;
+//! loop {
+//!     match handle.next_event().await { /* ... */ }
+//! }
+//! ```
+//!
+//! The node sits behind a critical-section mutex, so the handle may live in another task
+//! (or another executor) than the runner. Closures given to [`Handle::with_node`] run inside
+//! that critical section: keep them short.
+
+use core::cell::RefCell;
+use core::future::poll_fn;
+use core::task::Poll;
+
+use embassy_futures::select::{Either3, select3};
+use embassy_net::Stack;
+use embassy_net::udp::{PacketMetadata, SendError, UdpSocket};
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::signal::Signal;
+use embassy_sync::waitqueue::AtomicWaker;
+use embassy_time::{Duration, Timer, with_timeout};
+use rumor_core::{
+    ConfigError, Event, Identity, Instant, JoinError, MAX_DATAGRAM, Node, Tags, UserEventError,
+};
+
+use crate::addr::{from_endpoint, to_endpoint};
+
+/// Datagrams the socket can queue in each direction.
+const QUEUED: usize = 4;
+
+/// What the driver needs to start a node.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Name, advertised address and tags. The socket binds to the address's port on every
+    /// address of the stack.
+    pub identity: Identity,
+    /// Protocol timing and sizing.
+    pub protocol: rumor_core::Config,
+}
+
+impl Config {
+    /// A config for `identity` with `protocol` timing.
+    pub fn new(identity: Identity, protocol: rumor_core::Config) -> Self {
+        Config { identity, protocol }
+    }
+}
+
+/// Why [`new`] could not start a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// The protocol config (or the node's capacity) is invalid.
+    Config(ConfigError),
+    /// The identity's port is 0.
+    PortZero,
+    /// `protocol.max_datagram` exceeds the transmit buffer (`TX`).
+    TxBufferTooSmall,
+}
+
+/// Static memory for one node: the node itself, the socket's buffers and a datagram of
+/// scratch space. Put it in a `static` (e.g. with `static_cell`).
+///
+/// `RX` and `TX` are the socket's receive and transmit payload buffers in bytes. The
+/// defaults hold two and one datagrams of the largest size any peer may send
+/// ([`MAX_DATAGRAM`]); with `Config::small_mtu` on every member, 1024 and 512 suffice.
+pub struct Resources<
+    const MEMBERS: usize,
+    const UPDATES: usize,
+    const RX: usize = { 2 * MAX_DATAGRAM },
+    const TX: usize = MAX_DATAGRAM,
+> {
+    rx_meta: [PacketMetadata; QUEUED],
+    tx_meta: [PacketMetadata; QUEUED],
+    rx: [u8; RX],
+    tx: [u8; TX],
+    scratch: [u8; MAX_DATAGRAM],
+    shared: Option<Shared<MEMBERS, UPDATES>>,
+}
+
+impl<const M: usize, const U: usize, const RX: usize, const TX: usize> Resources<M, U, RX, TX> {
+    /// Empty resources.
+    pub const fn new() -> Self {
+        Resources {
+            rx_meta: [PacketMetadata::EMPTY; QUEUED],
+            tx_meta: [PacketMetadata::EMPTY; QUEUED],
+            rx: [0; RX],
+            tx: [0; TX],
+            scratch: [0; MAX_DATAGRAM],
+            shared: None,
+        }
+    }
+}
+
+impl<const M: usize, const U: usize, const RX: usize, const TX: usize> Default
+    for Resources<M, U, RX, TX>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const M: usize, const U: usize, const RX: usize, const TX: usize> core::fmt::Debug
+    for Resources<M, U, RX, TX>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Resources")
+            .field("in_use", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the handle and the runner share.
+struct Shared<const M: usize, const U: usize> {
+    node: Mutex<CriticalSectionRawMutex, RefCell<Node<M, U>>>,
+    /// Woken when the runner has fed the node, so events may be waiting.
+    events: AtomicWaker,
+    /// Raised by the handle after a command, so the runner sends what it queued.
+    kick: Signal<CriticalSectionRawMutex, ()>,
+}
+
+impl<const M: usize, const U: usize> Shared<M, U> {
+    fn with<R>(&self, f: impl FnOnce(&mut Node<M, U>) -> R) -> R {
+        self.node.lock(|node| f(&mut node.borrow_mut()))
+    }
+}
+
+/// Starts a node on `stack`: binds a UDP socket to the identity's port and builds the node
+/// in `resources`. `seed` drives the node's random choices; give each board its own (a
+/// hardware RNG, a unique ID).
+pub fn new<'a, const M: usize, const U: usize, const RX: usize, const TX: usize>(
+    stack: Stack<'a>,
+    config: Config,
+    resources: &'a mut Resources<M, U, RX, TX>,
+    seed: u64,
+) -> Result<(Handle<'a, M, U>, Runner<'a, M, U>), Error> {
+    if config.protocol.max_datagram > TX {
+        return Err(Error::TxBufferTooSmall);
+    }
+    let port = config.identity.addr().port();
+    if port == 0 {
+        return Err(Error::PortZero);
+    }
+    let node = Node::new(config.identity, config.protocol, seed).map_err(Error::Config)?;
+    let Resources {
+        rx_meta,
+        tx_meta,
+        rx,
+        tx,
+        scratch,
+        shared,
+    } = resources;
+    let shared: &'a Shared<M, U> = shared.insert(Shared {
+        node: Mutex::new(RefCell::new(node)),
+        events: AtomicWaker::new(),
+        kick: Signal::new(),
+    });
+    let buffers = Buffers {
+        rx_meta,
+        tx_meta,
+        rx,
+        tx,
+    };
+    Ok((
+        Handle { shared },
+        Runner {
+            pump: Pump { shared, scratch },
+            stack,
+            port,
+            buffers,
+        },
+    ))
+}
+
+fn now() -> Instant {
+    Instant::from_millis(embassy_time::Instant::now().as_millis())
+}
+
+/// The application's side of a node: commands, members, events. Cheap to copy.
+pub struct Handle<'a, const M: usize, const U: usize> {
+    shared: &'a Shared<M, U>,
+}
+
+impl<const M: usize, const U: usize> Clone for Handle<'_, M, U> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<const M: usize, const U: usize> Copy for Handle<'_, M, U> {}
+
+impl<const M: usize, const U: usize> core::fmt::Debug for Handle<'_, M, U> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.shared
+            .with(|node| f.debug_tuple("Handle").field(node).finish())
+    }
+}
+
+impl<const M: usize, const U: usize> Handle<'_, M, U> {
+    /// Runs `command` on the node, then wakes the runner to send what it queued.
+    fn command<R>(&self, command: impl FnOnce(&mut Node<M, U>, Instant) -> R) -> R {
+        let r = self.shared.with(|node| command(node, now()));
+        self.shared.kick.signal(());
+        r
+    }
+
+    /// Joins the cluster through `seed` (see [`Node::join`]).
+    pub fn join(&self, seed: core::net::SocketAddr) -> Result<(), JoinError> {
+        self.command(|node, now| node.join(now, seed))
+    }
+
+    /// Leaves gracefully (see [`Node::leave`]); [`Event::LeaveComplete`] follows.
+    pub fn leave(&self) {
+        self.command(|node, now| node.leave(now));
+    }
+
+    /// Replaces the local tags (see [`Node::set_tags`]).
+    pub fn set_tags(&self, tags: Tags) {
+        self.command(|node, now| node.set_tags(now, tags));
+    }
+
+    /// Sends a user event to every member (see [`Node::send_user_event`]).
+    pub fn send_user_event(&self, name: &str, payload: &[u8]) -> Result<(), UserEventError> {
+        self.command(|node, now| node.send_user_event(now, name, payload))
+    }
+
+    /// Reads the node (members, stats, rendering) inside the critical section.
+    pub fn with_node<R>(&self, f: impl FnOnce(&Node<M, U>) -> R) -> R {
+        self.shared.with(|node| f(node))
+    }
+
+    /// The next event. Meant for one consumer at a time: member transitions wait in the
+    /// node until taken, so none is lost however late this is awaited.
+    pub async fn next_event(&self) -> Event {
+        poll_fn(|cx| {
+            self.shared.events.register(cx.waker());
+            match self.shared.with(|node| node.poll_event()) {
+                Some(event) => Poll::Ready(event),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// How long the socket's transmit queue may stand still before the runner replaces the
+/// socket (see [`crate::smol::STALL`]: a datagram to a crashed member's unresolvable address
+/// would otherwise hold up every datagram behind it).
+pub const STALL: Duration = Duration::from_millis(200);
+
+/// The socket's buffers, lent to a fresh socket each time the runner (re)opens it.
+struct Buffers<'a> {
+    rx_meta: &'a mut [PacketMetadata],
+    tx_meta: &'a mut [PacketMetadata],
+    rx: &'a mut [u8],
+    tx: &'a mut [u8],
+}
+
+/// The task that moves datagrams between the socket and the node and runs its timers.
+pub struct Runner<'a, const M: usize, const U: usize> {
+    pump: Pump<'a, M, U>,
+    stack: Stack<'a>,
+    port: u16,
+    buffers: Buffers<'a>,
+}
+
+impl<const M: usize, const U: usize> core::fmt::Debug for Runner<'_, M, U> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Runner")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const M: usize, const U: usize> Runner<'_, M, U> {
+    /// Runs the node forever. Spawn it in its own embassy task; the network stack's own
+    /// runner must run too.
+    pub async fn run(mut self) -> ! {
+        loop {
+            let b = &mut self.buffers;
+            let mut socket = UdpSocket::new(self.stack, b.rx_meta, b.rx, b.tx_meta, b.tx);
+            let bound = socket.bind(self.port);
+            debug_assert!(bound.is_ok(), "new() checked the port");
+            self.pump.serve(&mut socket).await;
+            // Dropping the socket removes it from the stack, with whatever it held.
+            warning!("rumor: transmit queue stalled, replacing the socket");
+        }
+    }
+}
+
+/// The node's side of the runner: everything but the socket.
+struct Pump<'a, const M: usize, const U: usize> {
+    shared: &'a Shared<M, U>,
+    scratch: &'a mut [u8; MAX_DATAGRAM],
+}
+
+impl<const M: usize, const U: usize> Pump<'_, M, U> {
+    /// Serves the node on `socket` until the socket's transmit queue stalls.
+    async fn serve(&mut self, socket: &mut UdpSocket<'_>) {
+        loop {
+            let now = now();
+            self.shared.with(|node| {
+                if node.poll_timeout().is_some_and(|t| t <= now) {
+                    node.handle_timeout(now);
+                }
+            });
+            let flushed = self.flush(socket, now).await;
+            self.shared.events.wake();
+            if !flushed {
+                return;
+            }
+            let deadline = self.shared.with(|node| node.poll_timeout());
+            let wake = deadline.map_or(embassy_time::Instant::MAX, |t| {
+                embassy_time::Instant::from_millis(t.as_millis())
+            });
+            match select3(
+                socket.wait_recv_ready(),
+                Timer::at(wake),
+                self.shared.kick.wait(),
+            )
+            .await
+            {
+                Either3::First(()) => self.receive(socket).await,
+                Either3::Second(()) | Either3::Third(()) => {}
+            }
+        }
+    }
+
+    /// Feeds one received datagram to the node.
+    async fn receive(&mut self, socket: &mut UdpSocket<'_>) {
+        let shared = self.shared;
+        socket
+            .recv_from_with(|data, meta| {
+                let from = from_endpoint(meta.endpoint);
+                let result = shared.with(|node| node.handle_datagram(now(), from, data));
+                if let Err(reason) = result {
+                    debug!("rumor: dropped a datagram ({})", reason as u8);
+                }
+            })
+            .await;
+    }
+
+    /// Sends everything the node has queued and waits until the stack has taken it. False
+    /// when the socket's queue stood still for [`STALL`].
+    async fn flush(&mut self, socket: &mut UdpSocket<'_>, now: Instant) -> bool {
+        loop {
+            let scratch = &mut *self.scratch;
+            let Some(t) = self.shared.with(|node| node.poll_transmit(now, scratch)) else {
+                break;
+            };
+            let Some(endpoint) = to_endpoint(t.to) else {
+                warning!("rumor: cannot send to an IPv6 member without the ipv6 feature");
+                continue;
+            };
+            let datagram = &self.scratch[..t.len];
+            match with_timeout(STALL, socket.send_to(datagram, endpoint)).await {
+                Err(_timeout) => return false,
+                Ok(Ok(())) => {}
+                Ok(Err(
+                    SendError::NoRoute | SendError::SocketNotBound | SendError::PacketTooLarge,
+                )) => {
+                    warning!("rumor: embassy-net refused a datagram of {} bytes", t.len);
+                }
+            }
+        }
+        with_timeout(STALL, socket.flush()).await.is_ok()
+    }
+}

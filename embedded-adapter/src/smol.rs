@@ -1,0 +1,254 @@
+//! The smoltcp driver: one UDP socket, one [`Node`], pumped by [`Driver::poll`].
+//!
+//! Works with any [`smoltcp::phy::Device`]: the driver only touches its socket in the
+//! application's [`SocketSet`]; the application owns the interface and polls it.
+//!
+//! ```no_run
+//! use rumor_embedded::smol::Driver;
+//! use rumor_embedded::smoltcp::{iface::{Interface, SocketSet}, phy::Device, time::Instant};
+//!
+//! fn run(
+//!     iface: &mut Interface,
+//!     device: &mut impl Device,
+//!     sockets: &mut SocketSet<'_>,
+//!     driver: &mut Driver<32, 64>,
+//!     clock: impl Fn() -> Instant,
+//! ) {
+//!     loop {
+//!         let now = clock();
+//!         iface.poll(now, device, sockets);
+//!         let _wake = driver.poll(now, sockets);
+//!         while let Some(_event) = driver.poll_event() {
+//!             // act on joins, failures, user events ...
+//!         }
+//!         // Sleep until the earliest of `_wake`, `iface.poll_at(now, sockets)` and the
+//!         // next received frame.
+//!     }
+//! }
+//! ```
+
+use core::net::SocketAddr;
+
+use rumor_core::{Event, MAX_DATAGRAM, Node};
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::Socket;
+use smoltcp::socket::udp::{self, BindError};
+use smoltcp::time::Duration;
+
+use crate::addr::{from_endpoint, to_endpoint};
+use crate::time::{from_smoltcp, to_smoltcp};
+
+/// Counters of what the driver could not hand to smoltcp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DriverStats {
+    /// Datagrams smoltcp refused to send (unaddressable destination, or larger than the
+    /// socket's whole transmit buffer). Dropped; the protocol treats them as lost.
+    pub send_errors: u32,
+    /// Times the socket's transmit queue stopped moving for [`STALL`] (a datagram to a
+    /// neighbour that does not answer ARP holds up every datagram behind it, and smoltcp
+    /// never gives up on it) and was replaced by a fresh one, dropping what it held.
+    pub stalls: u32,
+}
+
+/// How long the socket's transmit queue may stand still before the driver replaces the
+/// socket. Address resolution on a LAN takes milliseconds; a member that crashed never
+/// answers, and smoltcp would retry it forever while every other datagram waits.
+pub const STALL: Duration = Duration::from_millis(200);
+
+/// Progress of the socket's transmit queue.
+#[derive(Clone, Copy, Debug, Default)]
+struct Egress {
+    /// Bytes queued in the socket when the driver last looked.
+    queued: usize,
+    /// Since when the queue has been non-empty without shrinking.
+    stuck_since: Option<smoltcp::time::Instant>,
+}
+
+/// A datagram encoded by the node that did not fit the socket's transmit buffer yet.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    to: SocketAddr,
+    len: usize,
+}
+
+/// A rumor node on a smoltcp UDP socket.
+///
+/// Memory: the node, one datagram of scratch space ([`MAX_DATAGRAM`] bytes) and a few words;
+/// the socket's buffers belong to the application.
+pub struct Driver<const MEMBERS: usize, const UPDATES: usize> {
+    node: Node<MEMBERS, UPDATES>,
+    handle: SocketHandle,
+    scratch: [u8; MAX_DATAGRAM],
+    pending: Option<Pending>,
+    egress: Egress,
+    stats: DriverStats,
+}
+
+impl<const M: usize, const U: usize> core::fmt::Debug for Driver<M, U> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Driver")
+            .field("node", &self.node)
+            .field("handle", &self.handle)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const M: usize, const U: usize> Driver<M, U> {
+    /// Binds `socket` to the port of the node's own address, adds it to `sockets` and
+    /// takes ownership of `node`.
+    ///
+    /// The socket's transmit payload buffer should hold at least one
+    /// `Config::max_datagram`; its receive buffer a few (datagrams from peers using larger
+    /// datagrams than this node are dropped by smoltcp when they do not fit).
+    pub fn new<'a>(
+        node: Node<M, U>,
+        mut socket: udp::Socket<'a>,
+        sockets: &mut SocketSet<'a>,
+    ) -> Result<Self, BindError> {
+        socket.bind(node.local().addr().port())?;
+        let handle = sockets.add(socket);
+        Ok(Driver {
+            node,
+            handle,
+            scratch: [0; MAX_DATAGRAM],
+            pending: None,
+            egress: Egress::default(),
+            stats: DriverStats::default(),
+        })
+    }
+
+    /// Moves datagrams between the socket and the node and runs the node's timers.
+    ///
+    /// Call it after every `Interface::poll` (which fills and drains the socket), then drain
+    /// [`Driver::poll_event`]. Returns when the node next needs to run; `None` once it has
+    /// left. The application sleeps until the earliest of this, the interface's
+    /// `poll_at` and the next received frame.
+    pub fn poll(
+        &mut self,
+        now: smoltcp::time::Instant,
+        sockets: &mut SocketSet<'_>,
+    ) -> Option<smoltcp::time::Instant> {
+        let now_r = from_smoltcp(now);
+        self.unstall(now, sockets);
+        let socket = sockets.get_mut::<udp::Socket<'_>>(self.handle);
+        // Take input only while there is room for the answers it may cause.
+        while self.flush(socket, now_r) && self.receive_one(socket, now_r) {}
+        if self.node.poll_timeout().is_some_and(|t| t <= now_r) {
+            self.node.handle_timeout(now_r);
+        }
+        let flushed = self.flush(socket, now_r);
+        self.egress.queued = socket.send_queue();
+        if !flushed {
+            // The socket is full: come back as soon as the interface has sent some of it.
+            return Some(now);
+        }
+        let node_wake = self.node.poll_timeout().map(|t| to_smoltcp(t.max(now_r)));
+        match self.egress.stuck_since {
+            Some(since) => Some(node_wake.map_or(since + STALL, |w| w.min(since + STALL))),
+            None => node_wake,
+        }
+    }
+
+    /// Feeds one received datagram to the node; false when there was none.
+    fn receive_one(&mut self, socket: &mut udp::Socket<'_>, now: rumor_core::Instant) -> bool {
+        let Ok((data, meta)) = socket.recv() else {
+            return false;
+        };
+        let from = from_endpoint(meta.endpoint);
+        if let Err(reason) = self.node.handle_datagram(now, from, data) {
+            debug!("rumor: dropped a datagram ({})", reason as u8);
+        }
+        true
+    }
+
+    /// Replaces the socket when its transmit queue has not moved for [`STALL`].
+    fn unstall(&mut self, now: smoltcp::time::Instant, sockets: &mut SocketSet<'_>) {
+        let socket = sockets.get_mut::<udp::Socket<'_>>(self.handle);
+        let queued = socket.send_queue();
+        if queued == 0 || queued < self.egress.queued {
+            self.egress.stuck_since = None;
+            return;
+        }
+        let since = *self.egress.stuck_since.get_or_insert(now);
+        if now < since + STALL {
+            return;
+        }
+        // Keep what was received; answers wait in the node's outbox.
+        while self.receive_one(socket, from_smoltcp(now)) {}
+        warning!("rumor: transmit queue stalled, replacing the socket");
+        self.stats.stalls += 1;
+        // A fresh socket also sheds smoltcp's per-socket "neighbour missing" silence.
+        // (Irrefutable unless another crate enables more socket kinds in smoltcp.)
+        #[allow(irrefutable_let_patterns)]
+        let Socket::Udp(mut socket) = sockets.remove(self.handle) else {
+            unreachable!("the driver's handle names its UDP socket")
+        };
+        socket.close();
+        let bound = socket.bind(self.node.local().addr().port());
+        debug_assert!(bound.is_ok(), "rebinding the port the socket just had");
+        self.handle = sockets.add(socket);
+        self.egress = Egress::default();
+    }
+
+    /// Hands the node's outgoing datagrams to the socket. False when the socket filled up
+    /// before the node ran out of datagrams.
+    fn flush(&mut self, socket: &mut udp::Socket<'_>, now: rumor_core::Instant) -> bool {
+        loop {
+            let next = match self.pending.take() {
+                Some(p) => p,
+                None => match self.node.poll_transmit(now, &mut self.scratch) {
+                    Some(t) => Pending {
+                        to: t.to,
+                        len: t.len,
+                    },
+                    None => return true,
+                },
+            };
+            let Some(endpoint) = to_endpoint(next.to) else {
+                self.stats.send_errors += 1;
+                warning!("rumor: cannot send to an IPv6 member without the ipv6 feature");
+                continue;
+            };
+            match socket.send_slice(&self.scratch[..next.len], endpoint) {
+                Ok(()) => {}
+                Err(udp::SendError::BufferFull) if next.len <= socket.payload_send_capacity() => {
+                    self.pending = Some(next);
+                    return false;
+                }
+                Err(_) => {
+                    self.stats.send_errors += 1;
+                    warning!("rumor: smoltcp refused a datagram of {} bytes", next.len);
+                }
+            }
+        }
+    }
+
+    /// The next thing the application may want to act on (see [`Node::poll_event`]).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.node.poll_event()
+    }
+
+    /// The node, for its members, stats and rendering.
+    pub fn node(&self) -> &Node<M, U> {
+        &self.node
+    }
+
+    /// The node, for commands (`join`, `leave`, `set_tags`, `send_user_event`). Call
+    /// [`Driver::poll`] afterwards so that their datagrams go out.
+    pub fn node_mut(&mut self) -> &mut Node<M, U> {
+        &mut self.node
+    }
+
+    /// The handle of the driver's socket in the application's `SocketSet`. It changes when
+    /// the driver replaces a stalled socket (see [`STALL`]).
+    pub fn socket_handle(&self) -> SocketHandle {
+        self.handle
+    }
+
+    /// What could not be handed to smoltcp.
+    pub fn stats(&self) -> DriverStats {
+        self.stats
+    }
+}
