@@ -1,0 +1,127 @@
+//! A rumor node on embassy-net: `rumor_embedded::embassy` runs the node in its own task;
+//! the main task prints events and obeys console commands. The executor sleeps (`WFI`)
+//! between 1 ms ticks.
+#![no_std]
+#![no_main]
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use cortex_m_rt::{entry, exception};
+use embassy_executor::{Spawner, raw::Executor};
+use embassy_futures::select::{Either, select};
+use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
+use embassy_time::Timer;
+use rumor_embedded::embassy::{self as rumor, Handle, Resources, Runner};
+use rumor_embedded::embassy_net;
+use rumor_embedded::rumor_core::{Config, Identity};
+use rumor_firmware::console::{Command, Lines, Uart};
+use rumor_firmware::time_driver::TickDriver;
+use rumor_firmware::{
+    LAN9118_BASE, MEMBERS, UPDATES, args::Args, clock, lan9118::Lan9118, nic::Nic, report, tick,
+};
+use static_cell::StaticCell;
+
+embassy_time_driver::time_driver_impl!(static TIME: TickDriver = TickDriver::new());
+
+static PENDED: AtomicBool = AtomicBool::new(false);
+static EXECUTOR: StaticCell<Executor> = StaticCell::new();
+static NET: StaticCell<StackResources<2>> = StaticCell::new();
+static RUMOR: StaticCell<Resources<MEMBERS, UPDATES>> = StaticCell::new();
+
+/// The executor's wake-up call: the main loop polls again instead of sleeping.
+#[unsafe(export_name = "__pender")]
+fn pender(_context: *mut ()) {
+    PENDED.store(true, Ordering::Release);
+}
+
+#[exception]
+fn SysTick() {
+    tick::on_tick();
+    TIME.on_tick();
+}
+
+#[embassy_executor::task]
+async fn net_task(mut runner: embassy_net::Runner<'static, Nic>) -> ! {
+    runner.run().await
+}
+
+#[embassy_executor::task]
+async fn rumor_task(runner: Runner<'static, MEMBERS, UPDATES>) -> ! {
+    runner.run().await
+}
+
+#[embassy_executor::task]
+async fn app(handle: Handle<'static, MEMBERS, UPDATES>) -> ! {
+    let mut out = Uart::init();
+    let mut lines = Lines::default();
+    loop {
+        match select(handle.next_event(), Timer::after_millis(5)).await {
+            Either::First(event) => {
+                if report::event(&mut out, &event) {
+                    report::memory(&mut out);
+                    rumor_firmware::exit(0);
+                }
+            }
+            Either::Second(()) => match lines.poll(out) {
+                Some(Command::Members) => handle.with_node(|n| report::members(&mut out, n)),
+                Some(Command::Leave) => handle.leave(),
+                Some(Command::Memory) => report::memory(&mut out),
+                None => {}
+            },
+        }
+    }
+}
+
+fn start(spawner: Spawner, out: &mut Uart) {
+    let args = Args::from_host().unwrap_or_else(|e| {
+        let _ = writeln!(out, "bad command line: {e:?}");
+        rumor_firmware::exit(2)
+    });
+    // SAFETY: the board's only LAN9118, used through this handle alone (the clock reads
+    // only its free-running counter).
+    let mut chip = unsafe { Lan9118::new(LAN9118_BASE) };
+    let mac = chip.init().unwrap_or_else(|e| {
+        let _ = writeln!(out, "lan9118: {e:?}");
+        rumor_firmware::exit(2)
+    });
+    clock::start(LAN9118_BASE);
+    let seed = args.rng_seed(mac);
+    let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(args.ip, 24),
+        gateway: None,
+        dns_servers: heapless::Vec::new(),
+    });
+    let (stack, net_runner) = embassy_net::new(
+        Nic::new(chip, mac),
+        net_config,
+        NET.init(StackResources::new()),
+        seed,
+    );
+    let identity =
+        Identity::new(&args.name, args.addr()).unwrap_or_else(|_| rumor_firmware::exit(2));
+    let config = rumor::Config::new(identity, Config::local());
+    let (handle, runner) = rumor::new(stack, config, RUMOR.init(Resources::new()), seed)
+        .unwrap_or_else(|_| rumor_firmware::exit(2));
+    for seed in &args.seeds {
+        let _ = handle.join(*seed);
+    }
+    spawner.spawn(net_task(net_runner).unwrap_or_else(|_| rumor_firmware::exit(2)));
+    spawner.spawn(rumor_task(runner).unwrap_or_else(|_| rumor_firmware::exit(2)));
+    spawner.spawn(app(handle).unwrap_or_else(|_| rumor_firmware::exit(2)));
+    let _ = writeln!(out, "ready embassy {} {}", args.name, args.addr());
+}
+
+#[entry]
+fn main() -> ! {
+    let mut out = Uart::init();
+    let peripherals = cortex_m::Peripherals::take().unwrap_or_else(|| unreachable!());
+    let executor: &'static Executor = EXECUTOR.init(Executor::new(core::ptr::null_mut()));
+    start(executor.spawner(), &mut out);
+    tick::start(peripherals.SYST);
+    loop {
+        // SAFETY: polled from this one thread only, never re-entered.
+        unsafe { executor.poll() };
+        tick::sleep_unless(|| PENDED.swap(false, Ordering::AcqRel));
+    }
+}
