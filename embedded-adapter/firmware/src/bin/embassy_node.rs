@@ -109,7 +109,7 @@ fn start(spawner: Spawner, out: &mut Uart) {
     spawner.spawn(net_task(net_runner).unwrap_or_else(|_| rumor_firmware::exit(2)));
     spawner.spawn(rumor_task(runner).unwrap_or_else(|_| rumor_firmware::exit(2)));
     spawner.spawn(app(handle).unwrap_or_else(|_| rumor_firmware::exit(2)));
-    let _ = writeln!(out, "ready embassy {} {}", args.name, args.addr());
+    let _ = writeln!(out, "ready embassy {}", args.name);
 }
 
 #[entry]

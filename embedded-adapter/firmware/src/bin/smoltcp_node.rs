@@ -84,7 +84,7 @@ fn main() -> ! {
     for seed in &args.seeds {
         let _ = driver.node_mut().join(start, *seed);
     }
-    let _ = writeln!(out, "ready smoltcp {} {}", args.name, args.addr());
+    let _ = writeln!(out, "ready smoltcp {}", args.name);
 
     let mut lines = Lines::default();
     loop {
