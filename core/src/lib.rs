@@ -86,6 +86,7 @@ mod rand;
 mod render;
 mod stats;
 mod suspicion;
+mod table;
 mod tags;
 mod time;
 mod user_event;

@@ -17,7 +17,7 @@ pub(crate) struct Suspicion {
     max: Duration,
     /// Confirmations needed to reach `min`.
     k: u8,
-    confirmers: heapless::Vec<u32, CONFIRMERS>,
+    confirmers: heapless::Vec<u32, CONFIRMERS, u8>,
     /// Fingerprint of the member that raised it (not a confirmation).
     origin: u32,
     /// Index in the member table of the latest accuser, to name in re-gossip.

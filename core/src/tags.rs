@@ -14,8 +14,11 @@ pub const TAG_KEY_MAX: usize = 32;
 /// environment variable names); values are UTF-8 without control characters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Tags {
-    buf: heapless::Vec<u8, TAGS_MAX>,
+    buf: Buf,
 }
+
+/// The encoding; a one-byte length keeps the per-member footprint small.
+type Buf = heapless::Vec<u8, TAGS_MAX, u8>;
 
 /// Why a tag change was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,9 +150,9 @@ impl Tags {
     pub fn insert(&mut self, key: &str, value: &str) -> Result<(), TagError> {
         check_key(key)?;
         check_value(value)?;
-        let mut next: heapless::Vec<u8, TAGS_MAX> = heapless::Vec::new();
+        let mut next = Buf::new();
         let mut placed = false;
-        let push = |out: &mut heapless::Vec<u8, TAGS_MAX>, k: &str, v: &str| {
+        let push = |out: &mut Buf, k: &str, v: &str| {
             // Lengths were checked: keys <= 32 bytes, values <= 255 bytes.
             out.push(k.len() as u8).map_err(|_| TagError::TooLarge)?;
             out.extend_from_slice(k.as_bytes())

@@ -24,23 +24,15 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     fn next_member_event(&mut self) -> Option<Event> {
-        if !self.notify {
-            return None;
-        }
-        for s in self.slots.iter_mut().skip(1).flatten() {
-            let Some(what) = s.pending.take() else {
-                continue;
-            };
-            let (name, addr) = (s.name.clone(), s.addr);
-            return Some(match what {
-                Pending::JOINED => Event::MemberJoined { name, addr },
-                Pending::UPDATED => Event::MemberUpdated { name, addr },
-                Pending::SUSPECTED => Event::MemberSuspected { name, addr },
-                Pending::LEFT => Event::MemberLeft { name, addr },
-                _ => Event::MemberFailed { name, addr },
-            });
-        }
-        self.notify = false;
-        None
+        let (i, what) = self.table.take_pending()?;
+        let s = self.table.get(i)?;
+        let (name, addr) = (s.name.clone(), s.addr);
+        Some(match what {
+            Pending::JOINED => Event::MemberJoined { name, addr },
+            Pending::UPDATED => Event::MemberUpdated { name, addr },
+            Pending::SUSPECTED => Event::MemberSuspected { name, addr },
+            Pending::LEFT => Event::MemberLeft { name, addr },
+            _ => Event::MemberFailed { name, addr },
+        })
     }
 }

@@ -101,7 +101,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.insert(now, name, inc, addr, tags);
             return;
         };
-        let Some(s) = self.slots[i].as_mut() else {
+        let Some(s) = self.table.get_mut(i) else {
             return;
         };
         if inc <= s.incarnation {
@@ -115,14 +115,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if s.status != Status::Alive {
             s.since = now;
         }
-        s.status = Status::Alive;
         s.suspicion = None;
+        self.table.set_status(i, Status::Alive);
         if !was_live {
-            s.pending.record(Pending::JOINED);
+            self.table.record(i, Pending::JOINED);
         } else if changed {
-            s.pending.record(Pending::UPDATED);
+            self.table.record(i, Pending::UPDATED);
         }
-        self.notify = true;
         self.broadcast(Subject::Member(i as u16));
     }
 
@@ -132,27 +131,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Ok(name) = crate::name::name(name) else {
             return;
         };
-        let free = (1..M).find(|&i| self.slots[i].is_none());
-        let slot = match free {
-            Some(i) => i,
-            None => {
-                let victim = (1..M)
-                    .filter_map(|i| Some((i, self.slots[i].as_ref()?)))
-                    .filter(|(_, s)| !s.status.is_live())
-                    .min_by_key(|(_, s)| s.since)
-                    .map(|(i, _)| i);
-                let Some(i) = victim else {
-                    self.refuse(name, addr);
-                    return;
-                };
-                self.free_slot(i);
-                self.stats.members_evicted += 1;
-                i
-            }
-        };
         let mut pending = Pending::default();
         pending.record(Pending::JOINED);
-        self.slots[slot] = Some(Slot {
+        let slot = Slot {
             name,
             addr,
             incarnation: inc,
@@ -161,9 +142,28 @@ impl<const M: usize, const U: usize> Node<M, U> {
             since: now,
             suspicion: None,
             pending,
-        });
-        self.notify = true;
-        self.broadcast(Subject::Member(slot as u16));
+        };
+        if self.table.is_full() {
+            // The oldest failed or left member makes room, if there is one.
+            let victim = self
+                .table
+                .timed()
+                .iter()
+                .map(|&t| usize::from(t))
+                .filter_map(|t| Some((t, self.table.get(t)?)))
+                .filter(|(_, s)| !s.status.is_live())
+                .min_by_key(|(_, s)| s.since)
+                .map(|(t, _)| t);
+            let Some(victim) = victim else {
+                self.refuse(slot.name, addr);
+                return;
+            };
+            self.free_slot(victim);
+            self.stats.members_evicted += 1;
+        }
+        if let Some(i) = self.table.insert(slot) {
+            self.broadcast(Subject::Member(i as u16));
+        }
     }
 
     fn refuse(&mut self, name: crate::name::Name, addr: SocketAddr) {
@@ -248,7 +248,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             k
         };
         let max_mult = cfg.suspicion_max_timeout_mult;
-        let Some(s) = self.slots[i].as_mut() else {
+        let Some(s) = self.table.get_mut(i) else {
             return;
         };
         if inc < s.incarnation || !s.status.is_live() {
@@ -267,11 +267,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let mut sus = Suspicion::new(now, min, max_mult, k, from);
         sus.accuser = accuser;
         s.incarnation = inc;
-        s.status = Status::Suspect;
         s.since = now;
         s.suspicion = Some(sus);
-        s.pending.record(Pending::SUSPECTED);
-        self.notify = true;
+        self.table.set_status(i, Status::Suspect);
+        self.table.record(i, Pending::SUSPECTED);
         self.stats.suspicions += 1;
         self.broadcast(Subject::Member(i as u16));
     }
@@ -286,7 +285,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Some(i) = self.find(name) else {
             return;
         };
-        let Some(s) = self.slots[i].as_ref() else {
+        let Some(s) = self.table.get(i) else {
             return;
         };
         if inc >= s.incarnation && s.status.is_live() {
@@ -304,18 +303,17 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Some(i) = self.find(name) else {
             return;
         };
-        let Some(s) = self.slots[i].as_mut() else {
+        let Some(s) = self.table.get_mut(i) else {
             return;
         };
         if inc < s.incarnation || s.status == Status::Left {
             return;
         }
         s.incarnation = inc;
-        s.status = Status::Left;
         s.since = now;
         s.suspicion = None;
-        s.pending.record(Pending::LEFT);
-        self.notify = true;
+        self.table.set_status(i, Status::Left);
+        self.table.record(i, Pending::LEFT);
         self.broadcast(Subject::Member(i as u16));
     }
 }

@@ -18,6 +18,7 @@ use crate::rand::Rng;
 use crate::render::{Members, Render};
 use crate::stats::Stats;
 use crate::suspicion::fingerprint;
+use crate::table::Table;
 use crate::tags::Tags;
 use crate::time::{Duration, Instant};
 use crate::user_event::{USER_EVENT_NAME_MAX, UserEvent, UserEventError, UserEvents};
@@ -96,15 +97,13 @@ struct Helping {
 /// driving contract, and [`size_of`](core::mem::size_of) for the exact footprint.
 pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     config: Config,
-    /// Slot 0 is the local node; the others are free (`None`) or hold a member.
-    slots: [Option<Slot>; MEMBERS],
+    /// Slot 0 is the local node; the others are free or hold a member.
+    table: Table<MEMBERS>,
     queue: Queue<UPDATES>,
     user: UserEvents,
     outbox: heapless::Deque<Outgoing, OUTBOX>,
     syncs: heapless::Vec<SyncSession, SYNCS>,
     events: heapless::Deque<Event, EVENTS>,
-    /// Some slot may hold an unreported transition.
-    notify: bool,
     rng: Rng,
     stats: Stats,
     seq: u32,
@@ -131,7 +130,7 @@ impl<const M: usize, const U: usize> core::fmt::Debug for Node<M, U> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
             .field("name", &self.local_slot().name)
-            .field("members", &self.slots.iter().flatten().count())
+            .field("members", &self.members().count())
             .field("phase", &self.phase)
             .finish_non_exhaustive()
     }
@@ -145,8 +144,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         if MEMBERS < 2 || MEMBERS > usize::from(u16::MAX) || UPDATES == 0 {
             return Err(ConfigError::BadCapacity);
         }
-        let mut slots = [const { None }; MEMBERS];
-        slots[0] = Some(Slot {
+        let table = Table::new(Slot {
             name: identity.name,
             addr: identity.addr,
             incarnation: 0,
@@ -159,13 +157,12 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         let backoff = config.join_retry_initial;
         Ok(Node {
             config,
-            slots,
+            table,
             queue: Queue::new(),
             user: UserEvents::new(),
             outbox: heapless::Deque::new(),
             syncs: heapless::Vec::new(),
             events: heapless::Deque::new(),
-            notify: false,
             rng: Rng::new(seed),
             stats: Stats::default(),
             seq: 0,
@@ -197,8 +194,8 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.start(now);
         if self.phase != Phase::Running {
             self.phase = Phase::Running;
+            self.table.set_status(0, Status::Alive);
             let local = self.local_mut();
-            local.status = Status::Alive;
             local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
             self.queue.push(Subject::Member(0));
         }
@@ -227,8 +224,8 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.syncs.clear();
         self.join.seeds.clear();
         self.timers.join = None;
+        self.table.set_status(0, Status::Left);
         let local = self.local_mut();
-        local.status = Status::Left;
         local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
         local.since = now;
         self.queue.push(Subject::Member(0));
@@ -300,7 +297,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 
     /// Every member this node tracks, itself first.
     pub fn members(&self) -> Members<'_> {
-        Members::new(&self.slots)
+        Members::new(self.table.slots())
     }
 
     /// The member called `name`, if tracked.
@@ -348,27 +345,21 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
     // ---- internals shared by the submodules ----
 
     fn local_slot(&self) -> &Slot {
-        // Slot 0 is set in `new` and never cleared.
-        self.slots[0].as_ref().unwrap_or_else(|| unreachable!())
+        // Slot 0 is set in `new` and never freed.
+        self.table.get(0).unwrap_or_else(|| unreachable!())
     }
 
     fn local_mut(&mut self) -> &mut Slot {
-        self.slots[0].as_mut().unwrap_or_else(|| unreachable!())
+        self.table.get_mut(0).unwrap_or_else(|| unreachable!())
     }
 
     fn find(&self, name: &str) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|s| s.name == name))
+        self.table.find(name)
     }
 
     /// Members alive or suspect, the local node included.
     fn live_count(&self) -> usize {
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|s| s.status.is_live())
-            .count()
+        self.table.live()
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -411,7 +402,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 
     /// Forgets slot `i` and every reference to it.
     fn free_slot(&mut self, i: usize) -> Option<Slot> {
-        let slot = self.slots.get_mut(i)?.take()?;
+        let slot = self.table.remove(i)?;
         self.queue.remove(Subject::Member(i as u16));
         if self
             .probe
@@ -420,8 +411,10 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         {
             self.probe = None;
         }
-        for s in self.slots.iter_mut().flatten() {
-            if let Some(sus) = s.suspicion.as_mut()
+        for k in 0..self.table.timed().len() {
+            // Only suspects have a suspicion, and suspects are in the timed list.
+            let t = usize::from(self.table.timed()[k]);
+            if let Some(sus) = self.table.get_mut(t).and_then(|s| s.suspicion.as_mut())
                 && sus.accuser == Some(i as u16)
             {
                 sus.accuser = None;
@@ -432,7 +425,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 
     /// Name of the member in slot `i` or, if that slot is gone, the local name.
     fn name_of(&self, i: Option<u16>) -> &Name {
-        i.and_then(|i| self.slots.get(usize::from(i))?.as_ref())
+        i.and_then(|i| self.table.get(usize::from(i)))
             .map_or(&self.local_slot().name, |s| &s.name)
     }
 

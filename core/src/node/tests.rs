@@ -103,6 +103,10 @@ fn node_fits_the_memory_budget() {
     // The documented budget (docs/ARCHITECTURE.md): a 32-member node in at most 16 KiB.
     let size = core::mem::size_of::<Node<32, 64>>();
     std::println!("size_of::<Node<32, 64>>() = {size}");
+    std::println!(
+        "per member slot: {} bytes",
+        core::mem::size_of::<Option<crate::member::Slot>>()
+    );
     assert!(size <= 16 * 1024, "Node<32, 64> is {size} bytes");
 }
 

@@ -55,9 +55,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return;
         }
         self.timers.started = true;
-        if let Some(local) = self.slots[0].as_mut() {
-            local.since = now;
-        }
+        self.local_mut().since = now;
         let p = self.config.probe_interval.as_millis();
         let g = self.config.gossip_interval.as_millis();
         let s = self.push_pull_interval().as_millis();
@@ -97,8 +95,12 @@ impl<const M: usize, const U: usize> Node<M, U> {
         for h in &self.helping {
             e.offer(Some(h.nack_at));
         }
-        for s in self.slots.iter().skip(1).flatten() {
-            e.offer(self.member_deadline(s));
+        for &t in self.table.timed() {
+            e.offer(
+                self.table
+                    .get(usize::from(t))
+                    .and_then(|s| self.member_deadline(s)),
+            );
         }
         e.0
     }
@@ -163,8 +165,15 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     /// Suspicions that ran out become failures; old failures and leaves are reaped.
     fn expire_members(&mut self, now: Instant) {
-        for i in 1..M {
-            let Some(s) = self.slots[i].as_ref() else {
+        // Walk the timed list from its end: entries leave it as they expire.
+        let mut k = self.table.timed().len();
+        while k > 0 {
+            k -= 1;
+            let Some(&t) = self.table.timed().get(k) else {
+                continue;
+            };
+            let i = usize::from(t);
+            let Some(s) = self.table.get(i) else {
                 continue;
             };
             if self.member_deadline(s).is_none_or(|d| d > now) {
@@ -203,7 +212,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             };
             self.awareness = self.awareness.saturating_add(missed).min(max);
             let i = usize::from(p.target);
-            if let Some(s) = self.slots[i].as_ref()
+            if let Some(s) = self.table.get(i)
                 && s.status.is_live()
             {
                 let inc = s.incarnation;
@@ -237,7 +246,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         else {
             return;
         };
-        let Some(s) = self.slots[target].as_ref() else {
+        let Some(s) = self.table.get(target) else {
             return;
         };
         let suspected = (s.status == Status::Suspect).then_some(s.incarnation);
@@ -266,7 +275,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             while self.probe_pos < self.probe_order.len() {
                 let i = usize::from(self.probe_order[self.probe_pos]);
                 self.probe_pos += 1;
-                if self.slots[i].as_ref().is_some_and(|s| s.status.is_live()) {
+                if self.table.get(i).is_some_and(|s| s.status.is_live()) {
                     return Some(i);
                 }
             }
@@ -279,8 +288,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
     fn reshuffle_probe_order(&mut self) {
         self.probe_order.clear();
         self.probe_pos = 0;
-        for i in 1..M {
-            if self.slots[i].as_ref().is_some_and(|s| s.status.is_live()) {
+        for i in self.table.remote_range() {
+            if self.table.get(i).is_some_and(|s| s.status.is_live()) {
                 // Cannot fail: at most M - 1 entries.
                 let _ = self.probe_order.push(i as u16);
             }
@@ -291,8 +300,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
     }
 
-    /// Up to `k` random live members other than the local node and `exclude`, chosen by
-    /// reservoir sampling (no scratch table).
+    /// Up to `k` distinct random members whose status passes `pick`, other than the local
+    /// node and `exclude`. Random probes of the table first (cheap when the table is dense
+    /// in candidates, the common case); if they come up short, reservoir sampling over the
+    /// whole table, which is exact.
     pub(super) fn random_members<const K: usize>(
         &mut self,
         k: usize,
@@ -300,13 +311,29 @@ impl<const M: usize, const U: usize> Node<M, U> {
         pick: impl Fn(Status) -> bool,
     ) -> heapless::Vec<usize, K> {
         let k = k.min(K);
-        let mut chosen = heapless::Vec::new();
+        let mut chosen: heapless::Vec<usize, K> = heapless::Vec::new();
+        let range = self.table.remote_range();
+        if range.is_empty() || k == 0 {
+            return chosen;
+        }
+        let eligible = |i: usize, chosen: &[usize]| {
+            Some(i) != exclude
+                && !chosen.contains(&i)
+                && self.table.get(i).is_some_and(|s| pick(s.status))
+        };
+        for _ in 0..4 * k {
+            let i = range.start + self.rng.below(range.len());
+            if eligible(i, &chosen) {
+                let _ = chosen.push(i);
+                if chosen.len() == k {
+                    return chosen;
+                }
+            }
+        }
+        chosen.clear();
         let mut seen = 0usize;
-        for i in 1..M {
-            let Some(s) = self.slots[i].as_ref() else {
-                continue;
-            };
-            if Some(i) == exclude || !pick(s.status) {
+        for i in range {
+            if !eligible(i, &[]) {
                 continue;
             }
             seen += 1;
@@ -329,10 +356,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         };
         p.indirect_sent = true;
         let target = usize::from(p.target);
-        let Some((name, addr)) = self.slots[target]
-            .as_ref()
-            .map(|s| (s.name.clone(), s.addr))
-        else {
+        let Some((name, addr)) = self.table.get(target).map(|s| (s.name.clone(), s.addr)) else {
             self.probe = None;
             return;
         };
@@ -342,7 +366,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             |st| st == Status::Alive,
         );
         for &h in &helpers {
-            if let Some(to) = self.slots[h].as_ref().map(|s| s.addr) {
+            if let Some(to) = self.table.get(h).map(|s| s.addr) {
                 self.stats.indirect_probes += 1;
                 p.expected_nacks += 1;
                 self.send(Outgoing::PingReq {
@@ -364,7 +388,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let peers: heapless::Vec<usize, 8> =
             self.random_members(usize::from(self.config.gossip_nodes), None, Status::is_live);
         for &p in &peers {
-            if let Some(to) = self.slots[p].as_ref().map(|s| s.addr) {
+            if let Some(to) = self.table.get(p).map(|s| s.addr) {
                 self.send(Outgoing::Gossip { to });
             }
         }
@@ -385,7 +409,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let live: heapless::Vec<usize, 1> = self.random_members(1, None, Status::is_live);
         let failed: heapless::Vec<usize, 1> = self.random_members(1, None, |s| s == Status::Failed);
         for i in live.into_iter().chain(failed) {
-            if let Some(to) = self.slots[i].as_ref().map(|s| s.addr) {
+            if let Some(to) = self.table.get(i).map(|s| s.addr) {
                 self.start_sync(to, SyncSession::request(to, false));
             }
         }
@@ -418,14 +442,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     /// Marks slot `i` failed at incarnation `inc` and spreads the news.
     pub(super) fn set_failed(&mut self, now: Instant, i: usize, inc: u32) {
-        if let Some(s) = self.slots[i].as_mut() {
+        if let Some(s) = self.table.get_mut(i) {
             self.stats.failures += 1;
-            s.status = Status::Failed;
             s.incarnation = inc;
             s.since = now;
             s.suspicion = None;
-            s.pending.record(crate::member::Pending::FAILED);
-            self.notify = true;
+            self.table.set_status(i, Status::Failed);
+            self.table.record(i, crate::member::Pending::FAILED);
             self.broadcast(Subject::Member(i as u16));
         }
     }

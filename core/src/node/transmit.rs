@@ -192,7 +192,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     fn update_for(&self, subject: Subject) -> Option<Update<'_>> {
         match subject {
             Subject::Member(i) => {
-                let s = self.slots.get(usize::from(i))?.as_ref()?;
+                let s = self.table.get(usize::from(i))?;
                 Some(match s.status {
                     Status::Alive => Update::Alive {
                         name: &s.name,
@@ -241,8 +241,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return None;
         };
         let mut entries = 0;
-        while session.cursor < M {
-            let fits = match self.slots[session.cursor].as_ref() {
+        let end = self.table.slots().len();
+        while session.cursor < end {
+            let fits = match self.table.get(session.cursor) {
                 Some(s) => enc.push(&Update::State {
                     name: &s.name,
                     incarnation: s.incarnation,
@@ -265,13 +266,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 }
                 break;
             }
-            entries += usize::from(self.slots[session.cursor].is_some());
+            entries += usize::from(self.table.get(session.cursor).is_some());
             session.cursor += 1;
         }
         if let SyncKind::Request { join, .. } = session.kind {
             session.kind = SyncKind::Request { first: false, join };
         }
-        if session.cursor >= M {
+        if session.cursor >= end {
             self.syncs.remove(0);
         } else {
             self.syncs[0] = session;

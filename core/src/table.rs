@@ -1,0 +1,246 @@
+//! The member table: fixed slots plus the small indexes that keep every hot path off
+//! `O(MEMBERS)` scans, so a node tracking thousands of members costs about as much per
+//! datagram as one tracking ten.
+//!
+//! - `index`: `(name hash, slot)` sorted, for `O(log n)` lookup by name;
+//! - `timed`: the slots with a deadline (suspect, failed, left), for `poll_timeout`;
+//! - `pending`: the slots with unreported transitions, for `poll_event`;
+//! - `live`: how many members are alive or suspect;
+//! - `used`: every slot at or past it is free, so scans and sampling stop there.
+//!
+//! Slot 0 is the local node and is never freed. Every status change goes through
+//! [`Table::set_status`] and every new transition through [`Table::record`], which keep the
+//! indexes true.
+
+use crate::member::{Pending, Slot, Status};
+use crate::suspicion::fingerprint;
+
+#[derive(Debug)]
+pub(crate) struct Table<const M: usize> {
+    slots: [Option<Slot>; M],
+    index: heapless::Vec<(u32, u16), M>,
+    timed: heapless::Vec<u16, M>,
+    pending: heapless::Deque<u16, M>,
+    live: usize,
+    used: usize,
+    free_hint: usize,
+}
+
+impl<const M: usize> Table<M> {
+    /// A table holding only the local node.
+    pub(crate) fn new(local: Slot) -> Self {
+        let mut t = Table {
+            slots: [const { None }; M],
+            index: heapless::Vec::new(),
+            timed: heapless::Vec::new(),
+            pending: heapless::Deque::new(),
+            live: 0,
+            used: 0,
+            free_hint: 1,
+        };
+        t.put(0, local);
+        t
+    }
+
+    pub(crate) fn slots(&self) -> &[Option<Slot>] {
+        &self.slots[..self.used]
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&Slot> {
+        self.slots.get(i)?.as_ref()
+    }
+
+    /// Mutable access for everything but `status` (use [`Table::set_status`]) and `pending`
+    /// (use [`Table::record`]).
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    /// Slots `1..used`: every remote slot that may be occupied.
+    pub(crate) fn remote_range(&self) -> core::ops::Range<usize> {
+        1..self.used
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn timed(&self) -> &[u16] {
+        &self.timed
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Option<usize> {
+        let h = fingerprint(name);
+        let start = self.index.partition_point(|&(k, _)| k < h);
+        self.index[start..]
+            .iter()
+            .take_while(|&&(k, _)| k == h)
+            .map(|&(_, i)| usize::from(i))
+            .find(|&i| self.get(i).is_some_and(|s| s.name == name))
+    }
+
+    /// The lowest free slot, if any.
+    fn next_free(&mut self) -> Option<usize> {
+        let found = (self.free_hint..M).find(|&i| self.slots[i].is_none());
+        self.free_hint = found.unwrap_or(M);
+        found
+    }
+
+    /// True when every slot is taken.
+    pub(crate) fn is_full(&mut self) -> bool {
+        self.next_free().is_none()
+    }
+
+    /// Stores `slot` in the lowest free slot; `None` (and nothing stored) when full.
+    pub(crate) fn insert(&mut self, slot: Slot) -> Option<usize> {
+        let i = self.next_free()?;
+        self.free_hint = i + 1;
+        self.put(i, slot);
+        Some(i)
+    }
+
+    fn put(&mut self, i: usize, slot: Slot) {
+        let key = (fingerprint(&slot.name), i as u16);
+        let at = self.index.partition_point(|&k| k < key);
+        // Cannot fail: one entry per occupied slot, at most M.
+        let _ = self.index.insert(at, key);
+        let status = slot.status;
+        let pending = slot.pending;
+        self.slots[i] = Some(slot);
+        self.used = self.used.max(i + 1);
+        self.count(i, None, Some(status));
+        if pending != Pending::default() {
+            let _ = self.pending.push_back(i as u16);
+        }
+    }
+
+    /// Frees slot `i` (never the local one).
+    pub(crate) fn remove(&mut self, i: usize) -> Option<Slot> {
+        if i == 0 {
+            return None;
+        }
+        let slot = self.slots.get_mut(i)?.take()?;
+        let key = (fingerprint(&slot.name), i as u16);
+        if let Ok(at) = self.index.binary_search(&key) {
+            self.index.remove(at);
+        }
+        self.count(i, Some(slot.status), None);
+        let mut left = self.pending.len();
+        while left > 0 {
+            left -= 1;
+            if let Some(p) = self.pending.pop_front()
+                && usize::from(p) != i
+            {
+                let _ = self.pending.push_back(p);
+            }
+        }
+        self.free_hint = self.free_hint.min(i);
+        while self.used > 1 && self.slots[self.used - 1].is_none() {
+            self.used -= 1;
+        }
+        Some(slot)
+    }
+
+    /// Changes the status of slot `i`, keeping the counts and the timed list true.
+    pub(crate) fn set_status(&mut self, i: usize, status: Status) {
+        let Some(s) = self.get_mut(i) else {
+            return;
+        };
+        let old = core::mem::replace(&mut s.status, status);
+        self.count(i, Some(old), Some(status));
+    }
+
+    fn count(&mut self, i: usize, old: Option<Status>, new: Option<Status>) {
+        let live = |s: Option<Status>| s.is_some_and(Status::is_live);
+        let timed = |s: Option<Status>| i != 0 && s.is_some_and(|s| s != Status::Alive);
+        self.live = (self.live + usize::from(live(new))).saturating_sub(usize::from(live(old)));
+        match (timed(old), timed(new)) {
+            (false, true) => {
+                let _ = self.timed.push(i as u16);
+            }
+            (true, false) => self.timed.retain(|&t| usize::from(t) != i),
+            _ => {}
+        }
+    }
+
+    /// Records an unreported transition of slot `i`.
+    pub(crate) fn record(&mut self, i: usize, what: u8) {
+        if i == 0 {
+            return;
+        }
+        let Some(s) = self.get_mut(i) else {
+            return;
+        };
+        let was_idle = s.pending == Pending::default();
+        s.pending.record(what);
+        if was_idle {
+            let _ = self.pending.push_back(i as u16);
+        }
+    }
+
+    /// The next unreported transition, with its slot.
+    pub(crate) fn take_pending(&mut self) -> Option<(usize, u8)> {
+        while let Some(&p) = self.pending.front() {
+            let i = usize::from(p);
+            let what = self.get_mut(i).and_then(|s| s.pending.take());
+            let idle = self.get(i).is_none_or(|s| s.pending == Pending::default());
+            if idle {
+                self.pending.pop_front();
+            }
+            if let Some(what) = what {
+                return Some((i, what));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::Tags;
+    use crate::time::Instant;
+
+    fn slot(name: &str, status: Status) -> Slot {
+        Slot {
+            name: crate::name::name(name).unwrap(),
+            addr: "10.0.0.1:1".parse().unwrap(),
+            incarnation: 0,
+            status,
+            tags: Tags::new(),
+            since: Instant::ZERO,
+            suspicion: None,
+            pending: Pending::default(),
+        }
+    }
+
+    #[test]
+    fn indexes_follow_every_change() {
+        let mut t: Table<4> = Table::new(slot("me", Status::Alive));
+        let a = t.insert(slot("a", Status::Alive)).unwrap();
+        let b = t.insert(slot("b", Status::Alive)).unwrap();
+        let c = t.insert(slot("c", Status::Alive)).unwrap();
+        assert!(t.insert(slot("d", Status::Alive)).is_none());
+        assert!(t.is_full());
+        assert_eq!(
+            (t.find("b"), t.find("me"), t.find("zz")),
+            (Some(b), Some(0), None)
+        );
+        assert_eq!(t.live(), 4);
+        t.set_status(b, Status::Suspect);
+        t.set_status(c, Status::Failed);
+        assert_eq!((t.live(), t.timed().len()), (3, 2));
+        t.record(a, Pending::JOINED);
+        t.record(c, Pending::FAILED);
+        t.record(c, Pending::LEFT);
+        t.remove(c);
+        assert_eq!(t.take_pending(), Some((a, Pending::JOINED)));
+        assert_eq!(t.take_pending(), None);
+        assert_eq!((t.live(), t.timed().len(), t.find("c")), (3, 1, None));
+        assert_eq!(t.insert(slot("e", Status::Alive)), Some(c));
+        assert_eq!(t.find("e"), Some(c));
+        t.remove(c);
+        assert_eq!(t.slots().len(), 3);
+        assert!(t.remove(0).is_none());
+    }
+}
