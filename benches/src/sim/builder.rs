@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use rumor_core::{Config, Duration, Instant};
 
-use super::{LinkProfile, Sim, SimConfig};
+use super::{Cluster, LinkProfile, Sim, SimConfig, SimMember};
 
 /// The conventional name of the `i`th node of a built cluster: `node-<i>`.
 pub fn node_name(i: usize) -> String {
@@ -84,14 +84,24 @@ impl ClusterBuilder {
         self
     }
 
-    /// Builds the simulation.
+    /// Builds the simulation of rumor nodes.
     ///
     /// # Panics
     /// If a join is rejected.
     pub fn build<const M: usize, const U: usize>(self) -> Sim<M, U> {
-        let mut sim = Sim::new(self.sim);
+        self.build_members()
+    }
+
+    /// Builds the simulation of any [`SimMember`], configured with
+    /// [`SimMember::config_from`] the builder's rumor config.
+    ///
+    /// # Panics
+    /// If a join is rejected.
+    pub fn build_members<N: SimMember>(self) -> Cluster<N> {
+        let mut sim = Cluster::new(self.sim);
+        let config = N::config_from(&self.config, self.nodes);
         for i in 0..self.nodes {
-            sim.add_node(&node_name(i), self.config.clone());
+            sim.add_node(&node_name(i), config.clone());
         }
         if self.join {
             for i in 1..self.nodes {

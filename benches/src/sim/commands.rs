@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use rumor_core::{DropReason, Duration, JoinError, Tags, UserEventError};
 
 use super::queue::Pending;
-use super::{Delivery, Life, Sim};
+use super::{Cluster, Delivery, Life, SimMember};
 
-impl<const M: usize, const U: usize> Sim<M, U> {
+impl<N: SimMember> Cluster<N> {
     /// Node `i` joins the cluster through node `via`.
     pub fn join(&mut self, i: usize, via: usize) -> Result<(), JoinError> {
         let addr = self.nodes[via].addr;
@@ -18,7 +18,8 @@ impl<const M: usize, const U: usize> Sim<M, U> {
     /// Node `i` joins the cluster through whatever node owns `seed` (if any).
     pub fn join_addr(&mut self, i: usize, seed: SocketAddr) -> Result<(), JoinError> {
         self.expect_up(i, "join");
-        let result = self.nodes[i].node.join(self.now, seed);
+        let (now, node) = (self.now, &mut self.nodes[i].node);
+        let result = self.cpu.time(|| node.join(now, seed));
         self.settle(i);
         result
     }
@@ -31,14 +32,17 @@ impl<const M: usize, const U: usize> Sim<M, U> {
     pub fn leave(&mut self, i: usize) {
         self.expect_up(i, "leave");
         self.nodes[i].leaving = true;
-        self.nodes[i].node.leave(self.now);
+        self.lifecycle += 1;
+        let (now, node) = (self.now, &mut self.nodes[i].node);
+        self.cpu.time(|| node.leave(now));
         self.settle(i);
     }
 
     /// Node `i` replaces its tags.
     pub fn set_tags(&mut self, i: usize, tags: Tags) {
         self.expect_up(i, "set tags");
-        self.nodes[i].node.set_tags(self.now, tags);
+        let (now, node) = (self.now, &mut self.nodes[i].node);
+        self.cpu.time(|| node.set_tags(now, tags));
         self.settle(i);
     }
 
@@ -50,7 +54,8 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         payload: &[u8],
     ) -> Result<(), UserEventError> {
         self.expect_up(i, "send a user event");
-        let result = self.nodes[i].node.send_user_event(self.now, name, payload);
+        let (now, node) = (self.now, &mut self.nodes[i].node);
+        let result = self.cpu.time(|| node.send_user_event(now, name, payload));
         self.settle(i);
         result
     }
@@ -86,6 +91,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         let n = &mut self.nodes[i];
         n.life = Life::Crashed;
         n.armed = None;
+        self.lifecycle += 1;
     }
 
     /// Node `i` freezes for `duration` (a GC pause, a `SIGSTOP`, a VM migration): it
@@ -96,6 +102,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
     /// [`SimConfig::pause_buffer_bytes`]: super::SimConfig::pause_buffer_bytes
     pub fn pause(&mut self, i: usize, duration: Duration) {
         let until = self.now + duration;
+        self.lifecycle += 1;
         let n = &mut self.nodes[i];
         match &mut n.life {
             Life::Up => {
@@ -143,8 +150,10 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         n.life = Life::Up;
         n.armed = None;
         n.leaving = false;
+        self.lifecycle += 1;
         self.by_addr.insert(addr, i);
         self.views.reset(i);
+        self.reports.reset(i);
         self.settle(i);
         self.join(i, via)
     }
@@ -152,11 +161,19 @@ impl<const M: usize, const U: usize> Sim<M, U> {
     /// Splits the network: the nodes of `groups[k]` form partition `k + 1`, every other
     /// node stays in partition 0; see [`Network::partition`](super::Network::partition).
     pub fn partition(&mut self, groups: &[&[usize]]) {
+        self.lifecycle += 1;
         self.net.partition(groups);
     }
 
     /// Removes every partition.
     pub fn heal(&mut self) {
+        self.lifecycle += 1;
         self.net.heal();
+    }
+
+    /// Keeps every event about the member called `name` in the log, also in a
+    /// [`Recording::Lean`](super::Recording::Lean) run (a full run keeps everything).
+    pub fn watch(&mut self, name: &str) {
+        self.watched.insert(name.to_owned());
     }
 }

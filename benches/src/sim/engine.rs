@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use rumor_core::{Duration, Event, Instant};
 
 use super::queue::Pending;
-use super::{Delivery, FalseFailure, Life, MAX_BURST, Observation, Sim, UserDelivery};
+use super::{
+    Cluster, Delivery, FalseFailure, Life, MAX_BURST, ObsKind, Observation, Recording, SimMember,
+    UserDelivery,
+};
 
-impl<const M: usize, const U: usize> Sim<M, U> {
+impl<N: SimMember> Cluster<N> {
     /// Processes every event up to and including `until`, then sets the clock to `until`.
     pub fn run_until(&mut self, until: Instant) {
         while let Some(at) = self.queue.next_at() {
@@ -95,7 +98,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
                 }
                 n.armed = None;
                 if matches!(n.life, Life::Up) {
-                    n.node.handle_timeout(at);
+                    self.cpu.time(|| n.node.handle_timeout(at));
                     self.settle(node);
                 }
             }
@@ -182,7 +185,8 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         self.trace.write_u64(self.now.as_millis());
         self.trace.write_u64(i as u64);
         self.trace.write(bytes);
-        self.last_verdict = self.nodes[i].node.handle_datagram(self.now, from, bytes);
+        let (now, node) = (self.now, &mut self.nodes[i].node);
+        self.last_verdict = self.cpu.time(|| node.handle_datagram(now, from, bytes));
         if let Err(reason) = self.last_verdict {
             *self.rejected.entry(format!("{reason:?}")).or_default() += 1;
         }
@@ -195,6 +199,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
             return;
         };
         n.armed = None;
+        self.lifecycle += 1;
         for (from_node, from, bytes) in buffer {
             if !matches!(self.nodes[i].life, Life::Up) {
                 break;
@@ -202,7 +207,8 @@ impl<const M: usize, const U: usize> Sim<M, U> {
             self.deliver(Some(from_node), i, from, &bytes);
         }
         if matches!(self.nodes[i].life, Life::Up) {
-            self.nodes[i].node.handle_timeout(self.now);
+            let (now, node) = (self.now, &mut self.nodes[i].node);
+            self.cpu.time(|| node.handle_timeout(now));
             self.settle(i);
         }
     }
@@ -213,7 +219,8 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         let now = self.now;
         for burst in 0.. {
             let n = &mut self.nodes[i];
-            let Some(t) = n.node.poll_transmit(now, &mut self.scratch) else {
+            let scratch = &mut self.scratch;
+            let Some(t) = self.cpu.time(|| n.node.poll_transmit(now, scratch)) else {
                 break;
             };
             assert!(
@@ -222,19 +229,20 @@ impl<const M: usize, const U: usize> Sim<M, U> {
                 n.name
             );
             assert!(
-                t.len <= n.config.max_datagram && t.len <= self.scratch.len(),
+                t.len <= n.max_datagram && t.len <= self.scratch.len(),
                 "[seed {:#x}, t={}ms] node {i} ({}) wrote {} bytes, over max_datagram {}",
                 self.cfg.seed,
                 now.as_millis(),
                 n.name,
                 t.len,
-                n.config.max_datagram
+                n.max_datagram
             );
             self.send(i, t.to, t.len);
         }
 
         let mut events = Vec::new();
-        while let Some(event) = self.nodes[i].node.poll_event() {
+        let node = &mut self.nodes[i].node;
+        while let Some(event) = self.cpu.time(|| node.poll_event()) {
             assert!(
                 events.len() < MAX_BURST,
                 "node {i} reports events without end"
@@ -246,23 +254,27 @@ impl<const M: usize, const U: usize> Sim<M, U> {
             stop |= self.observe(i, event);
         }
 
-        let n = &self.nodes[i];
-        let mut pass = self.views.pass(now, i, &n.name);
-        for m in n.node.members() {
-            pass.member(m.name(), m.status(), m.incarnation(), m.addr());
+        if self.cfg.recording == Recording::Full {
+            let n = &self.nodes[i];
+            let mut pass = self.views.pass(now, i, &n.name);
+            n.node
+                .visit_members(&mut |name, status, incarnation, addr| {
+                    pass.member(name, status, incarnation, addr);
+                });
+            pass.finish();
         }
-        pass.finish();
 
         let n = &mut self.nodes[i];
         if stop {
             n.life = Life::Stopped;
             n.armed = None;
+            self.lifecycle += 1;
             return;
         }
         if !matches!(n.life, Life::Up) {
             return;
         }
-        let wake = n.node.poll_timeout().map(|w| w.max(now));
+        let wake = self.cpu.time(|| n.node.poll_timeout()).map(|w| w.max(now));
         if wake != n.armed {
             n.armed = wake;
             if let Some(at) = wake {
@@ -306,11 +318,31 @@ impl<const M: usize, const U: usize> Sim<M, U> {
 
     /// Records one event of node `i`; returns whether the node should now stop.
     fn observe(&mut self, i: usize, event: &Event) -> bool {
-        let obs = Observation::from_event(self.now, i, &self.nodes[i].name, event);
+        let (kind, member, _) = Observation::parts(&self.nodes[i].name, event);
         self.trace.write_u64(self.now.as_millis());
         self.trace.write_u64(i as u64);
-        self.trace.write_u64(obs.kind as u64);
-        self.trace.write(obs.member.as_bytes());
+        self.trace.write_u64(kind as u64);
+        self.trace.write(member.as_bytes());
+        let up = match kind {
+            ObsKind::Joined | ObsKind::Updated => Some(true),
+            ObsKind::Failed | ObsKind::Left | ObsKind::Reaped => Some(false),
+            _ => None,
+        };
+        if let Some(up) = up
+            && let Some(m) = self.index_of(member)
+            && m != i
+        {
+            self.reports.set(i, m, up);
+        }
+        let keep = self.cfg.recording == Recording::Full
+            || kind == ObsKind::User
+            || self.watched.contains(member);
+        if keep {
+            let obs = Observation::from_event(self.now, i, &self.nodes[i].name, event);
+            self.log.record(obs);
+        } else {
+            self.log.count(kind);
+        }
         let mut stop = false;
         match event {
             Event::User(user) => self.log.record_user(UserDelivery {
@@ -337,7 +369,6 @@ impl<const M: usize, const U: usize> Sim<M, U> {
             Event::LeaveComplete => stop = self.cfg.stop_after_leave,
             _ => {}
         }
-        self.log.record(obs);
         stop
     }
 

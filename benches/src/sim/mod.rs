@@ -1,4 +1,6 @@
-//! A deterministic discrete-event simulator for clusters of [`rumor_core::Node`]s.
+//! A deterministic discrete-event simulator for clusters of [`rumor_core::Node`]s, or of any
+//! other implementation behind the [`SimMember`] trait (`rumor-sim --compare foca` runs
+//! foca through it).
 //!
 //! Time is virtual (milliseconds); every node has a virtual [`SocketAddr`] (no socket is
 //! ever opened); one event queue orders datagram arrivals, node timers and resumes by
@@ -10,6 +12,12 @@
 //! command) the simulator drains its transmits and events, re-arms its timer at
 //! `poll_timeout()`, and refreshes the node's mirror in [`Views`], checking the invariants
 //! documented there after every single step.
+//!
+//! Two recording levels ([`Recording`]): `Full` (the default: every table mirrored and
+//! checked after every step, every event logged) for tests, and `Lean` for clusters of
+//! thousands of nodes, where only the events about [watched](Cluster::watch) members are
+//! logged and tables are not mirrored. Both keep the event-derived [`Reports`]
+//! ([`Cluster::all_up`]) and the false-failure count.
 //!
 //! Faults: per-link loss, latency, jitter and duplication ([`LinkProfile`]), partitions
 //! ([`Sim::partition`]), crashes ([`Sim::crash`]), pauses with a bounded receive buffer
@@ -31,28 +39,35 @@
 
 mod builder;
 mod commands;
+mod cpu;
 mod engine;
 mod invariants;
+mod member;
 mod net;
 mod observe;
 mod query;
 mod queue;
+mod reports;
 mod rng;
 mod trace;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 
-use rumor_core::{Config, DropReason, Identity, Instant, Node};
+use rumor_core::{DropReason, Instant, Node};
 
 pub use builder::{ClusterBuilder, node_name, sim_addr};
 pub use invariants::{Seen, Views};
+pub use member::SimMember;
 pub use net::{Arrivals, DropCause, LinkProfile, NetStats, Network};
 pub use observe::{Detections, Log, ObsKind, Observation, UserDelivery};
+pub use reports::Reports;
 pub use rng::{SplitMix64, mix64};
 pub use trace::TraceHash;
 
+use cpu::CpuMeter;
 use queue::Queue;
 
 /// Most transmits or events one node may produce after a single input before the
@@ -62,7 +77,7 @@ const MAX_BURST: usize = 100_000;
 /// Size of the buffer handed to `poll_transmit`; larger than any sane `max_datagram`.
 const SCRATCH_LEN: usize = 65_536;
 
-/// Settings of the simulation itself (the nodes' settings are their [`Config`]s).
+/// Settings of the simulation itself (the nodes' settings are their own configs).
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     /// Seeds the network and every node: the same seed reproduces the same run.
@@ -80,6 +95,25 @@ pub struct SimConfig {
     /// Whether a node stops (as if its process exited) once it reports
     /// [`Event::LeaveComplete`](rumor_core::Event::LeaveComplete).
     pub stop_after_leave: bool,
+    /// How much is mirrored, checked and logged after every step.
+    pub recording: Recording,
+    /// Whether to add up the thread CPU time spent inside the members
+    /// ([`Cluster::member_cpu`]); off by default, as it costs two clock reads per call.
+    pub measure_cpu: bool,
+}
+
+/// How much the simulator mirrors, checks and logs after every step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recording {
+    /// Every member table is mirrored in [`Views`] and checked against the invariants after
+    /// every step, and every event is logged. For tests.
+    #[default]
+    Full,
+    /// No table is mirrored or checked (datagram sizes still are), and the [`Log`] keeps
+    /// only the events about [watched](Cluster::watch) members and user events (its
+    /// totals still count everything). The table queries (`converged`, `seen`, `view`,
+    /// ...) panic; use [`Cluster::all_up`] and [`Cluster::reports`]. For large clusters.
+    Lean,
 }
 
 impl Default for SimConfig {
@@ -91,6 +125,8 @@ impl Default for SimConfig {
             max_steps: 200_000_000,
             max_steps_per_instant: 1_000_000,
             stop_after_leave: true,
+            recording: Recording::Full,
+            measure_cpu: false,
         }
     }
 }
@@ -131,11 +167,12 @@ enum Life {
     Stopped,
 }
 
-struct SimNode<const M: usize, const U: usize> {
+struct SimNode<N: SimMember> {
     name: String,
     addr: SocketAddr,
-    config: Config,
-    node: Box<Node<M, U>>,
+    config: N::Config,
+    max_datagram: usize,
+    node: Box<N>,
     life: Life,
     /// Bumped by every restart; invalidates the previous incarnation's timers.
     generation: u32,
@@ -145,7 +182,7 @@ struct SimNode<const M: usize, const U: usize> {
     leaving: bool,
 }
 
-impl<const M: usize, const U: usize> SimNode<M, U> {
+impl<N: SimMember> SimNode<N> {
     fn state(&self) -> NodeState {
         match self.life {
             Life::Up => NodeState::Up,
@@ -175,17 +212,28 @@ pub struct Delivery<'a> {
 /// capturing fuzz corpora.
 pub type Tap = Box<dyn FnMut(&Delivery<'_>)>;
 
-/// A simulated cluster of `Node<M, U>`s; see the [module documentation](self).
-pub struct Sim<const M: usize, const U: usize> {
+/// A simulated cluster of rumor `Node<M, U>`s; see the [module documentation](self).
+pub type Sim<const M: usize, const U: usize> = Cluster<Node<M, U>>;
+
+/// A simulated cluster of any [`SimMember`]s; see the [module documentation](self).
+pub struct Cluster<N: SimMember> {
     cfg: SimConfig,
     now: Instant,
-    nodes: Vec<SimNode<M, U>>,
+    nodes: Vec<SimNode<N>>,
     by_addr: BTreeMap<SocketAddr, usize>,
     by_name: BTreeMap<String, usize>,
     queue: Queue,
     net: Network,
     views: Views,
     log: Log,
+    reports: Reports,
+    /// Members whose events a [`Recording::Lean`] log keeps.
+    watched: BTreeSet<String>,
+    /// `(reports version, lifecycle version, answer)` of the last [`Cluster::all_up`].
+    all_up_memo: Cell<(u64, u64, bool)>,
+    /// Bumped by every crash, pause, resume, stop, restart, leave and partition change.
+    lifecycle: u64,
+    cpu: CpuMeter,
     false_failures: Vec<FalseFailure>,
     rejected: BTreeMap<String, u64>,
     trace: TraceHash,
@@ -198,7 +246,7 @@ pub struct Sim<const M: usize, const U: usize> {
     last_verdict: Result<(), DropReason>,
 }
 
-impl<const M: usize, const U: usize> fmt::Debug for Sim<M, U> {
+impl<N: SimMember> fmt::Debug for Cluster<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sim")
             .field("seed", &self.cfg.seed)
@@ -210,18 +258,23 @@ impl<const M: usize, const U: usize> fmt::Debug for Sim<M, U> {
     }
 }
 
-impl<const M: usize, const U: usize> Sim<M, U> {
+impl<N: SimMember> Cluster<N> {
     /// An empty simulation at virtual time zero.
     pub fn new(cfg: SimConfig) -> Self {
-        Sim {
+        Cluster {
             now: Instant::ZERO,
             nodes: Vec::new(),
             by_addr: BTreeMap::new(),
             by_name: BTreeMap::new(),
             queue: Queue::default(),
             net: Network::new(cfg.link, mix64(cfg.seed ^ 0x6E65_7477_6F72_6B00)),
-            views: Views::new(cfg.seed, M),
+            views: Views::new(cfg.seed, N::capacity()),
             log: Log::default(),
+            reports: Reports::default(),
+            watched: BTreeSet::new(),
+            all_up_memo: Cell::new((u64::MAX, u64::MAX, false)),
+            lifecycle: 0,
+            cpu: CpuMeter::new(cfg.measure_cpu),
             false_failures: Vec::new(),
             rejected: BTreeMap::new(),
             trace: TraceHash::default(),
@@ -250,7 +303,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
 
     /// Adds a node named `name` at a fresh address; it does nothing until told to join.
     /// Returns its index.
-    pub fn add_node(&mut self, name: &str, config: Config) -> usize {
+    pub fn add_node(&mut self, name: &str, config: N::Config) -> usize {
         let addr = self.fresh_addr();
         self.add_node_at(name, addr, config)
     }
@@ -259,7 +312,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
     ///
     /// # Panics
     /// If `addr` is taken or the core rejects the name or config.
-    pub fn add_node_at(&mut self, name: &str, addr: SocketAddr, config: Config) -> usize {
+    pub fn add_node_at(&mut self, name: &str, addr: SocketAddr, config: N::Config) -> usize {
         assert!(
             !self.by_addr.contains_key(&addr),
             "address {addr} is already taken"
@@ -273,6 +326,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         self.nodes.push(SimNode {
             name: name.to_owned(),
             addr,
+            max_datagram: N::max_datagram(&config),
             config,
             node,
             life: Life::Up,
@@ -283,6 +337,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         self.by_addr.insert(addr, index);
         self.by_name.insert(name.to_owned(), index);
         self.views.reset(index);
+        self.reports.reset(index);
         self.settle(index);
         index
     }
@@ -293,14 +348,9 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         generation: u32,
         name: &str,
         addr: SocketAddr,
-        config: &Config,
-    ) -> Box<Node<M, U>> {
-        let identity = Identity::new(name, addr)
-            .unwrap_or_else(|e| panic!("invalid identity {name}@{addr}: {e:?}"));
+        config: &N::Config,
+    ) -> Box<N> {
         let seed = mix64(self.cfg.seed ^ mix64(((index as u64) << 32) | u64::from(generation)));
-        Box::new(
-            Node::new(identity, config.clone(), seed)
-                .unwrap_or_else(|e| panic!("node {name} rejected its config: {e:?}")),
-        )
+        Box::new(N::create(name, addr, config, seed))
     }
 }

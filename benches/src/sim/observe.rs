@@ -71,7 +71,23 @@ pub struct Observation {
 impl Observation {
     /// Converts a core event reported by `observer` (named `observer_name`) at `at`.
     pub fn from_event(at: Instant, observer: usize, observer_name: &str, event: &Event) -> Self {
-        let (kind, member, addr): (ObsKind, &str, Option<SocketAddr>) = match event {
+        let (kind, member, addr) = Observation::parts(observer_name, event);
+        Observation {
+            at,
+            observer,
+            kind,
+            member: member.to_owned(),
+            addr,
+        }
+    }
+
+    /// The kind, member and address of an event reported by `observer_name`, without
+    /// allocating.
+    pub fn parts<'a>(
+        observer_name: &'a str,
+        event: &'a Event,
+    ) -> (ObsKind, &'a str, Option<SocketAddr>) {
+        match event {
             Event::MemberJoined { name, addr } => (ObsKind::Joined, name.as_str(), Some(*addr)),
             Event::MemberUpdated { name, addr } => (ObsKind::Updated, name.as_str(), Some(*addr)),
             Event::MemberSuspected { name, addr } => {
@@ -87,13 +103,6 @@ impl Observation {
             Event::User(user) => (ObsKind::User, user.name.as_str(), None),
             Event::Joined { via } => (ObsKind::JoinedCluster, observer_name, Some(*via)),
             Event::LeaveComplete => (ObsKind::LeaveComplete, observer_name, None),
-        };
-        Observation {
-            at,
-            observer,
-            kind,
-            member: member.to_owned(),
-            addr,
         }
     }
 }
@@ -167,6 +176,12 @@ impl Log {
             *self.observers.entry((obs.kind, id)).or_default() += 1;
         }
         self.entries.push(obs);
+    }
+
+    /// Counts an observation in the totals without keeping it (a lean run's unwatched
+    /// members).
+    pub(crate) fn count(&mut self, kind: ObsKind) {
+        *self.totals.entry(kind).or_default() += 1;
     }
 
     /// Appends a user-event delivery (its [`Observation`] is recorded separately).

@@ -3,11 +3,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use rumor_core::{Instant, Node, Status};
+use rumor_core::{Instant, Status};
 
-use super::{FalseFailure, Life, Log, Network, NodeState, Seen, Sim, SimConfig, Views};
+use super::{
+    Cluster, FalseFailure, Life, Log, Network, NodeState, Recording, Reports, Seen, SimConfig,
+    SimMember, Views,
+};
 
-impl<const M: usize, const U: usize> Sim<M, U> {
+impl<N: SimMember> Cluster<N> {
     /// The current virtual time.
     pub fn now(&self) -> Instant {
         self.now
@@ -69,14 +72,17 @@ impl<const M: usize, const U: usize> Sim<M, U> {
     }
 
     /// The protocol node itself, for anything the simulator does not wrap.
-    pub fn node(&self, i: usize) -> &Node<M, U> {
+    pub fn node(&self, i: usize) -> &N {
         &self.nodes[i].node
     }
 
     /// What `observer` holds about node `member` (by its current name), as of the
     /// observer's last step.
+    ///
+    /// # Panics
+    /// In a [`Recording::Lean`] run, which mirrors no table (as every table query).
     pub fn seen(&self, observer: usize, member: usize) -> Option<Seen> {
-        self.views.get(observer, &self.nodes[member].name)
+        self.views().get(observer, &self.nodes[member].name)
     }
 
     /// The status `observer` holds for node `member`, if `member` is in its table.
@@ -87,7 +93,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
     /// Everything `observer` holds, as `(name, what it holds)` sorted by name, as of its
     /// last step (itself included).
     pub fn view(&self, observer: usize) -> Vec<(String, Seen)> {
-        self.views
+        self.views()
             .table(observer)
             .map(|(name, seen)| (name.to_owned(), seen))
             .collect()
@@ -113,7 +119,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
         // Cheap necessary condition first: the right number of alive members everywhere.
         if !live
             .iter()
-            .all(|&o| self.views.alive_count(o) == live.len())
+            .all(|&o| self.views().alive_count(o) == live.len())
         {
             return false;
         }
@@ -126,8 +132,50 @@ impl<const M: usize, const U: usize> Sim<M, U> {
     }
 
     /// The per-observer mirrors of the member tables.
+    ///
+    /// # Panics
+    /// In a [`Recording::Lean`] run, which mirrors no table.
     pub fn views(&self) -> &Views {
+        assert!(
+            self.cfg.recording == Recording::Full,
+            "member tables are only mirrored with Recording::Full"
+        );
         &self.views
+    }
+
+    /// Who reports whom as up, from the events alone (any recording level).
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
+    /// Whether every running, non-leaving node reports every other one up (joined and not
+    /// since failed, left or reaped; a suspect is still up), and reports no other node up.
+    /// Derived from events, so it works for any [`SimMember`] and in lean runs; it is
+    /// cached until a report or a node's lifecycle changes.
+    pub fn all_up(&self) -> bool {
+        let key = (self.reports.version(), self.lifecycle);
+        let (version, lifecycle, answer) = self.all_up_memo.get();
+        if (version, lifecycle) == key {
+            return answer;
+        }
+        let answer = self.compute_all_up();
+        self.all_up_memo.set((key.0, key.1, answer));
+        answer
+    }
+
+    fn compute_all_up(&self) -> bool {
+        let live = |i: usize| self.is_running(i) && !self.nodes[i].leaving;
+        let (up, down): (Vec<usize>, Vec<usize>) = (0..self.nodes.len()).partition(|&i| live(i));
+        up.iter().all(|&o| {
+            self.reports.up_count(o) == up.len() - 1
+                && down.iter().all(|&x| !self.reports.is_up(o, x))
+        })
+    }
+
+    /// Thread CPU time spent inside the members so far (zero unless
+    /// [`SimConfig::measure_cpu`]).
+    pub fn member_cpu(&self) -> std::time::Duration {
+        self.cpu.total()
     }
 
     /// Every event every node reported.
@@ -142,6 +190,7 @@ impl<const M: usize, const U: usize> Sim<M, U> {
 
     /// The network model, to change links mid-run.
     pub fn net_mut(&mut self) -> &mut Network {
+        self.lifecycle += 1;
         &mut self.net
     }
 
