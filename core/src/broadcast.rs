@@ -60,6 +60,11 @@ impl<const U: usize> Queue<U> {
         }
     }
 
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// Forgets `subject`.
     pub(crate) fn remove(&mut self, subject: Subject) {
         self.entries.retain(|e| e.subject != subject);

@@ -50,6 +50,7 @@ impl core::fmt::Display for Status {
 pub(crate) struct Pending(u8);
 
 impl Pending {
+    pub(crate) const NONE: Pending = Pending(0);
     pub(crate) const JOINED: u8 = 1;
     pub(crate) const UPDATED: u8 = 2;
     pub(crate) const SUSPECTED: u8 = 4;

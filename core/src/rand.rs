@@ -11,17 +11,15 @@ pub(crate) struct Rng {
 
 impl Rng {
     /// Seed from a `u64`; every seed, zero included, gives a usable state.
-    pub(crate) fn new(seed: u64) -> Self {
-        let mut x = seed;
-        let mut next = || {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    pub(crate) const fn new(seed: u64) -> Self {
+        const fn splitmix(x: u64) -> u64 {
             let mut z = x;
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
-        };
-        let a = next();
-        let b = next();
+        }
+        let a = splitmix(seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        let b = splitmix(seed.wrapping_add(0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(2)));
         Rng {
             s: [a as u32, (a >> 32) as u32, b as u32, (b >> 32) as u32 | 1],
         }

@@ -73,6 +73,41 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// All counters at zero.
+    pub const ZERO: Stats = Stats {
+        datagrams_received: 0,
+        datagrams_sent: 0,
+        bytes_received: 0,
+        bytes_sent: 0,
+        dropped_truncated: 0,
+        dropped_oversized: 0,
+        dropped_version: 0,
+        dropped_envelope: 0,
+        dropped_cluster: 0,
+        dropped_malformed: 0,
+        dropped_ignored: 0,
+        dropped_unauthenticated: 0,
+        probes: 0,
+        probes_failed: 0,
+        indirect_probes: 0,
+        nacks_received: 0,
+        suspicions: 0,
+        refutations: 0,
+        failures: 0,
+        members_refused: 0,
+        members_evicted: 0,
+        members_reaped: 0,
+        updates_evicted: 0,
+        user_events: 0,
+        user_events_lost: 0,
+        outbox_full: 0,
+        events_lost: 0,
+        syncs_started: 0,
+        sync_chunks_received: 0,
+        name_conflicts: 0,
+        health_score: 0,
+    };
+
     pub(crate) fn count_drop(&mut self, reason: DropReason) {
         let c = match reason {
             DropReason::Truncated => &mut self.dropped_truncated,

@@ -27,19 +27,35 @@ pub(crate) struct Table<const M: usize> {
 }
 
 impl<const M: usize> Table<M> {
-    /// A table holding only the local node.
-    pub(crate) fn new(local: Slot) -> Self {
-        let mut t = Table {
-            slots: [const { None }; M],
+    /// A table holding only `placeholder` in slot 0, unindexed: for a node not configured
+    /// yet, which uses none of the indexes.
+    pub(crate) const fn placeholder(placeholder: Slot) -> Self {
+        let mut slots = [const { None }; M];
+        // A plain assignment would drop the old `None`, which const code cannot do.
+        core::mem::forget(slots[0].replace(placeholder));
+        Table {
+            slots,
             index: heapless::Vec::new(),
             timed: heapless::Vec::new(),
             pending: heapless::Deque::new(),
             live: 0,
-            used: 0,
+            used: 1,
             free_hint: 1,
-        };
-        t.put(0, local);
-        t
+        }
+    }
+
+    /// Empties the table in place and stores `local` in slot 0.
+    pub(crate) fn reset(&mut self, local: Slot) {
+        for s in self.slots.iter_mut() {
+            *s = None;
+        }
+        self.index.clear();
+        self.timed.clear();
+        self.pending.clear();
+        self.live = 0;
+        self.used = 0;
+        self.free_hint = 1;
+        self.put(0, local);
     }
 
     pub(crate) fn slots(&self) -> &[Option<Slot>] {
@@ -216,7 +232,8 @@ mod tests {
 
     #[test]
     fn indexes_follow_every_change() {
-        let mut t: Table<4> = Table::new(slot("me", Status::Alive));
+        let mut t: Table<4> = Table::placeholder(slot("x", Status::Left));
+        t.reset(slot("me", Status::Alive));
         let a = t.insert(slot("a", Status::Alive)).unwrap();
         let b = t.insert(slot("b", Status::Alive)).unwrap();
         let c = t.insert(slot("c", Status::Alive)).unwrap();

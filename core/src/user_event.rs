@@ -104,6 +104,14 @@ impl UserEvents {
         }
     }
 
+    /// Forgets everything (a node reconfigured in place).
+    pub(crate) fn clear(&mut self) {
+        self.clock = 0;
+        self.floor = 0;
+        self.seen.clear();
+        self.buffer.clear();
+    }
+
     /// Witnesses a remote clock value (Lamport receive rule).
     pub(crate) fn witness(&mut self, ltime: u32) {
         if ltime >= self.clock {

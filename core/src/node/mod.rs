@@ -6,7 +6,7 @@ mod receive;
 mod timers;
 mod transmit;
 
-use core::net::SocketAddr;
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use crate::broadcast::{self, Queue, Subject};
 use crate::config::{Config, ConfigError};
@@ -55,11 +55,16 @@ pub struct Transmit {
 pub enum JoinError {
     /// More than [`MAX_SEEDS`] distinct seeds at once.
     TooManySeeds,
+    /// The node was built with [`Node::unconfigured`] and not configured yet.
+    Unconfigured,
 }
 
 impl core::fmt::Display for JoinError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("too many seeds (at most 8)")
+        f.write_str(match self {
+            JoinError::TooManySeeds => "too many seeds (at most 8)",
+            JoinError::Unconfigured => "the node has no identity yet (call configure)",
+        })
     }
 }
 
@@ -140,31 +145,35 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
     /// A node that knows only itself. `seed` drives every random choice (probe order,
     /// helpers, gossip peers): give each node its own, e.g. from a hardware RNG.
     pub fn new(identity: Identity, config: Config, seed: u64) -> Result<Self, ConfigError> {
-        config.validate()?;
-        if MEMBERS < 2 || MEMBERS > usize::from(u16::MAX) || UPDATES == 0 {
-            return Err(ConfigError::BadCapacity);
-        }
-        let table = Table::new(Slot {
-            name: identity.name,
-            addr: identity.addr,
+        let mut node = Self::unconfigured();
+        node.configure(identity, config, seed)?;
+        Ok(node)
+    }
+
+    /// A node with no identity yet, built at compile time: put it in a `static` (e.g. a
+    /// `static_cell::ConstStaticCell`) and [`Node::configure`] it in place, so a board never
+    /// holds a second copy of the node on its stack. It is silent until configured.
+    pub const fn unconfigured() -> Self {
+        let placeholder = Slot {
+            name: Name::new(),
+            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
             incarnation: 0,
-            status: Status::Alive,
-            tags: identity.tags,
+            status: Status::Left,
+            tags: Tags::new(),
             since: Instant::ZERO,
             suspicion: None,
-            pending: Pending::default(),
-        });
-        let backoff = config.join_retry_initial;
-        Ok(Node {
-            config,
-            table,
+            pending: Pending::NONE,
+        };
+        let config = Config::lan();
+        Node {
+            table: Table::placeholder(placeholder),
             queue: Queue::new(),
             user: UserEvents::new(),
             outbox: heapless::Deque::new(),
             syncs: heapless::Vec::new(),
             events: heapless::Deque::new(),
-            rng: Rng::new(seed),
-            stats: Stats::default(),
+            rng: Rng::new(0),
+            stats: Stats::ZERO,
             seq: 0,
             probe: None,
             probe_order: heapless::Vec::new(),
@@ -172,16 +181,64 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             probe_suspect_next: false,
             helping: heapless::Vec::new(),
             awareness: 0,
-            timers: Timers::default(),
+            timers: Timers::UNARMED,
             join: Join {
                 seeds: heapless::Vec::new(),
-                backoff,
+                backoff: config.join_retry_initial,
             },
-            phase: Phase::Running,
+            config,
+            phase: Phase::Left,
             foreign_claims: 0,
             sealer: None,
             refused: heapless::Deque::new(),
-        })
+        }
+    }
+
+    /// Gives the node its identity, config and seed, in place, forgetting any previous
+    /// state (a fresh start, as after a reboot). On error nothing changes.
+    pub fn configure(
+        &mut self,
+        identity: Identity,
+        config: Config,
+        seed: u64,
+    ) -> Result<(), ConfigError> {
+        config.validate()?;
+        if MEMBERS < 2 || MEMBERS > usize::from(u16::MAX) || UPDATES == 0 {
+            return Err(ConfigError::BadCapacity);
+        }
+        self.table.reset(Slot {
+            name: identity.name,
+            addr: identity.addr,
+            incarnation: 0,
+            status: Status::Alive,
+            tags: identity.tags,
+            since: Instant::ZERO,
+            suspicion: None,
+            pending: Pending::NONE,
+        });
+        self.queue.clear();
+        self.user.clear();
+        self.outbox.clear();
+        self.syncs.clear();
+        self.events.clear();
+        self.rng = Rng::new(seed);
+        self.stats = Stats::ZERO;
+        self.seq = 0;
+        self.probe = None;
+        self.probe_order.clear();
+        self.probe_pos = 0;
+        self.probe_suspect_next = false;
+        self.helping.clear();
+        self.awareness = 0;
+        self.timers = Timers::UNARMED;
+        self.join.seeds.clear();
+        self.join.backoff = config.join_retry_initial;
+        self.config = config;
+        self.phase = Phase::Running;
+        self.foreign_claims = 0;
+        self.sealer = None;
+        self.refused.clear();
+        Ok(())
     }
 
     // ---- commands ----
@@ -191,6 +248,9 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
     /// until a seed answers; then [`Event::Joined`] is reported. Joining again after
     /// [`Node::leave`] brings the node back with a new incarnation.
     pub fn join(&mut self, now: Instant, seed: SocketAddr) -> Result<(), JoinError> {
+        if self.local_slot().name.is_empty() {
+            return Err(JoinError::Unconfigured);
+        }
         self.start(now);
         if self.phase != Phase::Running {
             self.phase = Phase::Running;

@@ -488,3 +488,32 @@ fn garbage_changes_nothing_and_is_counted() {
     assert_eq!(a.stats().dropped(), cases.len() as u64);
     assert_eq!(a.stats().dropped_malformed, 3);
 }
+
+/// A node can live in a `static`: built at compile time, configured in place.
+static PLACED: Node<4, 4> = Node::unconfigured();
+
+#[test]
+fn an_unconfigured_node_is_silent_until_configured_in_place() {
+    let mut n = Node::<4, 4>::unconfigured();
+    assert_eq!(PLACED.members().count(), 1);
+    assert_eq!(n.poll_timeout(), None);
+    assert_eq!(n.join(Instant::ZERO, addr(2)), Err(JoinError::Unconfigured));
+    assert_eq!(
+        n.handle_datagram(Instant::ZERO, addr(2), &alive("b", 0, 2)),
+        Err(DropReason::Ignored)
+    );
+    let mut bad = Config::lan();
+    bad.gossip_interval = Duration::ZERO;
+    let id = Identity::new("n1", addr(1)).unwrap();
+    assert_eq!(
+        n.configure(id.clone(), bad, 1),
+        Err(ConfigError::ZeroGossipInterval)
+    );
+    n.configure(id, Config::lan(), 1).unwrap();
+    assert_eq!(n.local().name(), "n1");
+    assert_eq!(n.poll_timeout(), Some(Instant::ZERO));
+    n.join(Instant::ZERO, addr(2)).unwrap();
+    n.handle_datagram(Instant::ZERO, addr(2), &alive("b", 0, 2))
+        .unwrap();
+    assert_eq!(n.members().count(), 2);
+}

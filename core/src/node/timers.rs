@@ -12,7 +12,7 @@ use crate::member::Status;
 use crate::time::{Duration, Instant};
 
 /// Node-wide deadlines; `None` when not armed.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Timers {
     /// Set once the node has seen its first `now`.
     pub(super) started: bool,
@@ -21,6 +21,16 @@ pub(super) struct Timers {
     pub(super) gossip: Option<Instant>,
     pub(super) push_pull: Option<Instant>,
     pub(super) join: Option<Instant>,
+}
+
+impl Timers {
+    pub(super) const UNARMED: Timers = Timers {
+        started: false,
+        probe: None,
+        gossip: None,
+        push_pull: None,
+        join: None,
+    };
 }
 
 /// The probe of the current protocol period.
