@@ -15,13 +15,12 @@ pub(super) fn addr(i: u8) -> SocketAddr {
 }
 
 fn node(i: u8) -> N {
+    node_with(i, Config::lan())
+}
+
+fn node_with(i: u8, config: Config) -> N {
     let name = std::format!("n{i}");
-    Node::new(
-        Identity::new(&name, addr(i)).unwrap(),
-        Config::lan(),
-        u64::from(i),
-    )
-    .unwrap()
+    Node::new(Identity::new(&name, addr(i)).unwrap(), config, u64::from(i)).unwrap()
 }
 
 /// A perfect network of a few nodes, stepped to each earliest deadline.
@@ -36,8 +35,14 @@ pub(super) struct Net {
 
 impl Net {
     pub(super) fn new(n: u8) -> Self {
+        Self::with_config(n, Config::lan())
+    }
+
+    pub(super) fn with_config(n: u8, config: Config) -> Self {
         let mut net = Net {
-            nodes: (1..=n).map(|i| (addr(i), node(i), true)).collect(),
+            nodes: (1..=n)
+                .map(|i| (addr(i), node_with(i, config.clone()), true))
+                .collect(),
             wire: VecDeque::new(),
             events: Vec::new(),
             sent: Vec::new(),
@@ -516,4 +521,30 @@ fn an_unconfigured_node_is_silent_until_configured_in_place() {
     n.handle_datagram(Instant::ZERO, addr(2), &alive("b", 0, 2))
         .unwrap();
     assert_eq!(n.members().count(), 2);
+}
+
+#[test]
+fn small_mtu_profile_keeps_every_datagram_within_512_bytes() {
+    // Long tags make every state large, so push-pull needs several chunks; encryption
+    // takes its 40 bytes out of the same budget.
+    let mut net = Net::with_config(8, Config::small_mtu());
+    for (i, n) in net.nodes.iter_mut().enumerate() {
+        let tags = Tags::new()
+            .with("role", "backend")
+            .unwrap()
+            .with("note", &"x".repeat(60))
+            .unwrap();
+        n.1.set_tags(Instant::ZERO, tags);
+        let keyring = crate::Keyring::new(crate::Key::from_bytes([1; 32]));
+        n.1.set_keyring(keyring, [i as u8; 16]);
+    }
+    net.run_for(Duration::from_secs(20));
+    for (i, n) in net.nodes.iter().enumerate() {
+        assert_eq!(n.1.members().count(), 8, "node {i}");
+    }
+    assert!(net.sent.iter().all(|b| b.len() <= 512));
+    assert!(
+        net.sent.iter().any(|b| b.len() > 400),
+        "chunks fill the datagram"
+    );
 }
