@@ -209,6 +209,18 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.queue.push(Subject::Member(0));
     }
 
+    /// A negative claim (suspect, failed, left) about `name` at `inc`: refuted when it is
+    /// about the local node; otherwise the slot of the member it accuses, if tracked.
+    fn accused(&mut self, name: &str, inc: u32) -> Option<usize> {
+        if name == self.local_slot().name.as_str() {
+            if inc >= self.local_slot().incarnation {
+                self.refute(inc);
+            }
+            return None;
+        }
+        self.find(name)
+    }
+
     fn merge_suspect(
         &mut self,
         now: Instant,
@@ -217,13 +229,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         from: u32,
         accuser: Option<u16>,
     ) {
-        if name == self.local_slot().name.as_str() {
-            if inc >= self.local_slot().incarnation {
-                self.refute(inc);
-            }
-            return;
-        }
-        if let Some(i) = self.find(name) {
+        if let Some(i) = self.accused(name, inc) {
             self.suspect(now, i, inc, from, accuser);
         }
     }
@@ -276,13 +282,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     fn merge_failed(&mut self, now: Instant, name: &str, inc: u32) {
-        if name == self.local_slot().name.as_str() {
-            if inc >= self.local_slot().incarnation {
-                self.refute(inc);
-            }
-            return;
-        }
-        let Some(i) = self.find(name) else {
+        let Some(i) = self.accused(name, inc) else {
             return;
         };
         let Some(s) = self.table.get(i) else {
@@ -294,13 +294,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     fn merge_left(&mut self, now: Instant, name: &str, inc: u32) {
-        if name == self.local_slot().name.as_str() {
-            if inc >= self.local_slot().incarnation {
-                self.refute(inc);
-            }
-            return;
-        }
-        let Some(i) = self.find(name) else {
+        let Some(i) = self.accused(name, inc) else {
             return;
         };
         let Some(s) = self.table.get_mut(i) else {
