@@ -1,0 +1,390 @@
+//! The driving loop: one task owns the node and the socket, and follows the core's
+//! contract — after every input, drain `poll_transmit` and `poll_event`, then sleep until
+//! `poll_timeout` or the next datagram or command. One `Sleep` is reset only when the
+//! deadline changes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rumor_core::{Event, Instant, MAX_DATAGRAM, Tags};
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::AgentNode;
+use super::clock::Clock;
+use super::handle::{AgentStats, Command, LeaveOutcome};
+use crate::event::{AgentEvent, UserEventInfo};
+use crate::member::MemberInfo;
+
+/// Receive buffer: larger than any valid datagram, so oversized ones are seen whole and
+/// dropped by the core as oversized instead of being truncated by the OS.
+const RECV_BUFFER: usize = 64 * 1024;
+
+/// Counters the driver keeps beside the core's.
+#[derive(Debug, Default)]
+pub(crate) struct DriverCounters {
+    pub(crate) send_errors: AtomicU64,
+    pub(crate) recv_errors: AtomicU64,
+}
+
+/// A leave in progress.
+#[derive(Debug)]
+struct Leaving {
+    deadline: Instant,
+    waiters: Vec<oneshot::Sender<LeaveOutcome>>,
+}
+
+/// What woke the loop.
+enum Input {
+    Timer,
+    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Command(Option<Command>),
+}
+
+pub(crate) struct Driver {
+    node: Box<AgentNode>,
+    socket: UdpSocket,
+    clock: Clock,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<AgentEvent>,
+    local: watch::Sender<MemberInfo>,
+    counters: Arc<DriverCounters>,
+    leave_timeout: Duration,
+    leaving: Option<Leaving>,
+    /// Set when the leave has been gossiped: the loop ends.
+    left: bool,
+    /// Last known details of every member, so a reaped member can still be described.
+    known: HashMap<String, MemberInfo>,
+    recv_buf: Vec<u8>,
+    send_buf: Vec<u8>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        node: Box<AgentNode>,
+        socket: UdpSocket,
+        commands: mpsc::Receiver<Command>,
+        events: broadcast::Sender<AgentEvent>,
+        local: watch::Sender<MemberInfo>,
+        counters: Arc<DriverCounters>,
+        leave_timeout: Duration,
+    ) -> Self {
+        Driver {
+            node,
+            socket,
+            clock: Clock::start(),
+            commands,
+            events,
+            local,
+            counters,
+            leave_timeout,
+            leaving: None,
+            left: false,
+            known: HashMap::new(),
+            recv_buf: vec![0; RECV_BUFFER],
+            send_buf: vec![0; MAX_DATAGRAM],
+        }
+    }
+
+    /// Runs until the leave is complete (or timed out), or every handle is gone.
+    pub(crate) async fn run(mut self) {
+        let me = MemberInfo::from_member(&self.node.local());
+        self.publish(AgentEvent::MemberJoin { member: me });
+
+        let sleep = tokio::time::sleep_until(self.clock.at(Instant::ZERO));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            let wake = self.next_wake();
+            if wake != armed {
+                if let Some(t) = wake {
+                    sleep.as_mut().reset(self.clock.at(t));
+                }
+                armed = wake;
+            }
+            let input = tokio::select! {
+                biased;
+                () = &mut sleep, if armed.is_some() => Input::Timer,
+                cmd = self.commands.recv() => Input::Command(cmd),
+                r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
+            };
+            let now = self.clock.now();
+            match input {
+                Input::Timer => {
+                    self.node.handle_timeout(now);
+                    // The deadline normally moves on; if it did not, the sleep has to be
+                    // armed again (it has already fired).
+                    armed = None;
+                }
+                Input::Datagram(Ok((len, from))) => {
+                    if let Err(reason) = self.node.handle_datagram(now, from, &self.recv_buf[..len])
+                    {
+                        tracing::debug!(%from, len, ?reason, "dropped a datagram");
+                    }
+                }
+                Input::Datagram(Err(e)) => {
+                    self.counters.recv_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "receive failed");
+                }
+                Input::Command(Some(cmd)) => self.command(now, cmd),
+                Input::Command(None) => {
+                    tracing::info!("every handle dropped: the agent stops");
+                    return;
+                }
+            }
+            self.flush(now).await;
+            if self.leave_finished(now) {
+                return;
+            }
+        }
+    }
+
+    /// The earliest of the node's deadline and the leave deadline. A deadline that is
+    /// already due right after a timeout is pushed 1 ms out, so a misbehaving deadline
+    /// cannot make the loop spin.
+    fn next_wake(&self) -> Option<Instant> {
+        let node = self.node.poll_timeout();
+        let leave = self.leaving.as_ref().map(|l| l.deadline);
+        match (node, leave) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Members(reply) => {
+                let members = self
+                    .node
+                    .members()
+                    .map(|m| MemberInfo::from_member(&m))
+                    .collect();
+                let _ = reply.send(members);
+            }
+            Command::Join(seeds, reply) => {
+                let mut result = Ok(());
+                for seed in seeds {
+                    if let Err(e) = self.node.join(now, seed) {
+                        result = Err(e);
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Command::Leave(reply) => match self.leaving.as_mut() {
+                Some(l) => l.waiters.push(reply),
+                None => {
+                    tracing::info!("leaving the cluster");
+                    self.node.leave(now);
+                    self.leaving = Some(Leaving {
+                        deadline: now
+                            + rumor_core::Duration::from_millis(
+                                self.leave_timeout.as_millis() as u64
+                            ),
+                        waiters: vec![reply],
+                    });
+                    self.publish_local();
+                }
+            },
+            Command::UserEvent {
+                name,
+                payload,
+                reply,
+            } => {
+                let _ = reply.send(self.node.send_user_event(now, &name, &payload));
+            }
+            Command::UpdateTags { set, delete, reply } => {
+                let result = updated_tags(self.node.local().tags(), &set, &delete);
+                if let Ok(tags) = &result {
+                    self.node.set_tags(now, tags.clone());
+                    self.publish_local();
+                }
+                let _ = reply.send(result);
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats(now));
+            }
+        }
+    }
+
+    fn stats(&self, now: Instant) -> AgentStats {
+        let s = self.node.stats();
+        AgentStats {
+            local: MemberInfo::from_member(&self.node.local()),
+            health: s.health_score,
+            members: AgentStats::count_by_status(self.node.members().map(|m| m.status())),
+            protocol: AgentStats::protocol_counters(s),
+            send_errors: self.counters.send_errors.load(Ordering::Relaxed),
+            recv_errors: self.counters.recv_errors.load(Ordering::Relaxed),
+            uptime_ms: now.as_millis(),
+        }
+    }
+
+    /// Sends every pending datagram, then reports every pending event.
+    async fn flush(&mut self, now: Instant) {
+        while let Some(t) = self.node.poll_transmit(now, &mut self.send_buf) {
+            if let Err(e) = self.socket.send_to(&self.send_buf[..t.len], t.to).await {
+                self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(to = %t.to, error = %e, "send failed");
+            }
+        }
+        while let Some(event) = self.node.poll_event() {
+            self.report(event);
+        }
+    }
+
+    fn report(&mut self, event: Event) {
+        let event = match event {
+            Event::MemberJoined { name, .. } => AgentEvent::MemberJoin {
+                member: self.refresh(&name),
+            },
+            Event::MemberUpdated { name, .. } => AgentEvent::MemberUpdate {
+                member: self.refresh(&name),
+            },
+            Event::MemberSuspected { name, .. } => AgentEvent::MemberSuspect {
+                member: self.refresh(&name),
+            },
+            Event::MemberLeft { name, .. } => AgentEvent::MemberLeave {
+                member: self.refresh(&name),
+            },
+            Event::MemberFailed { name, .. } => AgentEvent::MemberFailed {
+                member: self.refresh(&name),
+            },
+            Event::MemberReaped { name } => {
+                let Some(member) = self.known.remove(name.as_str()) else {
+                    tracing::debug!(%name, "reaped a member never reported");
+                    return;
+                };
+                AgentEvent::MemberReap { member }
+            }
+            Event::MemberRefused { name, addr } => AgentEvent::MemberRefused {
+                name: name.to_string(),
+                addr,
+            },
+            Event::NameConflict { name, other } => AgentEvent::NameConflict {
+                name: name.to_string(),
+                other,
+            },
+            Event::User(u) => AgentEvent::User(UserEventInfo {
+                origin: u.origin.to_string(),
+                ltime: u.ltime,
+                name: u.name.to_string(),
+                payload: u.payload.to_vec(),
+            }),
+            Event::Joined { via } => AgentEvent::Joined { via },
+            Event::LeaveComplete => {
+                self.left = true;
+                if let Some(l) = self.leaving.take() {
+                    for w in l.waiters {
+                        let _ = w.send(LeaveOutcome::Complete);
+                    }
+                }
+                AgentEvent::LeaveComplete
+            }
+        };
+        self.publish(event);
+    }
+
+    /// The member's current details (remembered for when it is reaped).
+    fn refresh(&mut self, name: &str) -> MemberInfo {
+        let info = match self.node.member(name) {
+            Some(m) => MemberInfo::from_member(&m),
+            // Events name members still in the table; keep the last details otherwise.
+            None => self
+                .known
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| unreachable!("event about unknown member {name}")),
+        };
+        self.known.insert(info.name.clone(), info.clone());
+        info
+    }
+
+    fn publish(&self, event: AgentEvent) {
+        match &event {
+            AgentEvent::MemberSuspect { .. } | AgentEvent::User(_) => {
+                tracing::info!("{event}");
+            }
+            AgentEvent::MemberRefused { .. } | AgentEvent::NameConflict { .. } => {
+                tracing::warn!("{event}");
+            }
+            AgentEvent::MemberJoin { member }
+            | AgentEvent::MemberUpdate { member }
+            | AgentEvent::MemberLeave { member }
+            | AgentEvent::MemberFailed { member }
+            | AgentEvent::MemberReap { member } => {
+                let what = event.handler_name().unwrap_or_default();
+                tracing::info!(name = %member.name, addr = %member.addr, status = %member.status, tags = %member.tags_joined(), "{what}");
+            }
+            AgentEvent::Joined { .. } | AgentEvent::LeaveComplete => tracing::info!("{event}"),
+        }
+        // No subscriber is not an error: events are for whoever listens.
+        let _ = self.events.send(event);
+    }
+
+    fn publish_local(&self) {
+        let me = MemberInfo::from_member(&self.node.local());
+        self.local.send_replace(me);
+    }
+
+    /// True once a leave has completed or run out of time; wakes the waiters.
+    fn leave_finished(&mut self, now: Instant) -> bool {
+        if self.left {
+            return true;
+        }
+        let Some(l) = self.leaving.as_ref() else {
+            return false;
+        };
+        if now < l.deadline {
+            return false;
+        }
+        tracing::warn!("leave timed out before it was fully gossiped");
+        if let Some(l) = self.leaving.take() {
+            for w in l.waiters {
+                let _ = w.send(LeaveOutcome::TimedOut);
+            }
+        }
+        true
+    }
+}
+
+/// `current` with `delete` removed and `set` applied; nothing changes on error.
+fn updated_tags(
+    current: &Tags,
+    set: &[(String, String)],
+    delete: &[String],
+) -> Result<Tags, rumor_core::TagError> {
+    let mut tags = current.clone();
+    for k in delete {
+        tags.remove(k);
+    }
+    for (k, v) in set {
+        tags.insert(k, v)?;
+    }
+    Ok(tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_updates_delete_then_set_and_are_all_or_nothing() {
+        let current = Tags::new()
+            .with("role", "web")
+            .unwrap()
+            .with("port", "80")
+            .unwrap();
+        let next = updated_tags(
+            &current,
+            &[("port".into(), "3000".into())],
+            &["role".into()],
+        )
+        .unwrap();
+        assert_eq!(next.get("port"), Some("3000"));
+        assert_eq!(next.get("role"), None);
+        assert!(updated_tags(&current, &[("bad key".into(), "x".into())], &[]).is_err());
+    }
+}
