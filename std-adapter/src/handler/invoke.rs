@@ -1,0 +1,297 @@
+//! Running one handler invocation: `/bin/sh -c SCRIPT` in its own process group, with
+//! Serf's environment and stdin, killed (with its whole group) after a timeout.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use crate::member::MemberInfo;
+
+/// Output kept per stream for the log (Serf keeps 8 KiB too).
+const OUTPUT_KEPT: usize = 8 * 1024;
+/// How long to wait for a finished handler's output pipes to close (a background child
+/// may hold them open).
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+/// What to run, and what to give it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Invocation {
+    /// `member-join`, ..., or `user`.
+    pub(crate) event: &'static str,
+    /// For user events: the event's name and Lamport time.
+    pub(crate) user: Option<(String, u32)>,
+    /// Bytes written to the handler's stdin.
+    pub(crate) stdin: Vec<u8>,
+}
+
+impl Invocation {
+    /// A member event batch: one line per member, `name\taddr\trole\ttags`.
+    pub(crate) fn members(event: &'static str, members: &[MemberInfo]) -> Self {
+        let mut stdin = String::new();
+        for m in members {
+            stdin.push_str(&member_line(m));
+        }
+        Invocation {
+            event,
+            user: None,
+            stdin: stdin.into_bytes(),
+        }
+    }
+
+    /// A user event: its payload, then a newline.
+    pub(crate) fn user(name: &str, ltime: u32, payload: &[u8]) -> Self {
+        let mut stdin = payload.to_vec();
+        stdin.push(b'\n');
+        Invocation {
+            event: "user",
+            user: Some((name.to_owned(), ltime)),
+            stdin,
+        }
+    }
+}
+
+/// How an invocation ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// It exited (successfully or not).
+    Exited {
+        status: ExitStatus,
+        stdout: String,
+        stderr: String,
+    },
+    /// It ran past the timeout and its process group was killed.
+    TimedOut,
+    /// It could not be started.
+    SpawnFailed(std::io::Error),
+}
+
+/// Serf's stdin line for a member: `name\taddr\trole\ttags\n`, the address without port
+/// (as Serf gives it), tags as `k=v,k=v`; tabs and newlines inside fields escaped.
+pub(crate) fn member_line(m: &MemberInfo) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\n",
+        escape(&m.name),
+        m.addr.ip(),
+        escape(m.role()),
+        escape(&m.tags_joined())
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\t', "\\t").replace('\n', "\\n")
+}
+
+/// `RUMOR_TAG_<KEY>`'s key part: upper case, anything outside `[A-Z0-9_]` becomes `_`.
+pub(crate) fn env_key(tag: &str) -> String {
+    tag.chars()
+        .map(|c| {
+            let c = c.to_ascii_uppercase();
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The environment of an invocation, under both the `RUMOR_` and the `SERF_` prefix.
+pub(crate) fn environment(inv: &Invocation, me: &MemberInfo) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("EVENT".to_owned(), inv.event.to_owned()),
+        ("SELF_NAME".to_owned(), me.name.clone()),
+        ("SELF_ROLE".to_owned(), me.role().to_owned()),
+    ];
+    for (k, v) in &me.tags {
+        vars.push((format!("TAG_{}", env_key(k)), v.clone()));
+    }
+    if let Some((name, ltime)) = &inv.user {
+        vars.push(("USER_EVENT".to_owned(), name.clone()));
+        vars.push(("USER_LTIME".to_owned(), ltime.to_string()));
+    }
+    ["RUMOR_", "SERF_"]
+        .into_iter()
+        .flat_map(|prefix| {
+            vars.iter()
+                .map(move |(k, v)| (format!("{prefix}{k}"), v.clone()))
+        })
+        .collect()
+}
+
+/// Runs `script` for `inv` as the agent `me`, killing it after `timeout`.
+pub(crate) async fn run(
+    script: &str,
+    inv: &Invocation,
+    me: &MemberInfo,
+    timeout: Duration,
+) -> Outcome {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(script)
+        .envs(environment(inv, me))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Outcome::SpawnFailed(e),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let data = inv.stdin.clone();
+        // A handler that does not read its stdin must not block anything.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&data).await;
+        });
+    }
+    let stdout = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
+    let stderr = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
+    let pid = child.id();
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return Outcome::SpawnFailed(e),
+        Err(_) => {
+            kill_group(pid);
+            let _ = child.wait().await;
+            return Outcome::TimedOut;
+        }
+    };
+    Outcome::Exited {
+        status,
+        stdout: collect(stdout).await,
+        stderr: collect(stderr).await,
+    }
+}
+
+/// Kills the handler's whole process group (the shell and anything it started).
+fn kill_group(pid: Option<u32>) {
+    let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+        tracing::debug!(error = %e, "cannot kill the handler's process group");
+    }
+}
+
+async fn collect(task: Option<tokio::task::JoinHandle<String>>) -> String {
+    let Some(mut task) = task else {
+        return String::new();
+    };
+    match tokio::time::timeout(OUTPUT_GRACE, &mut task).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            task.abort();
+            String::new()
+        }
+    }
+}
+
+/// Reads a stream to its end, keeping the first [`OUTPUT_KEPT`] bytes.
+async fn read_capped(mut r: impl AsyncRead + Unpin) -> String {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = OUTPUT_KEPT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumor_core::Status;
+
+    fn me() -> MemberInfo {
+        MemberInfo {
+            name: "ha".into(),
+            addr: "127.0.0.1:7946".parse().unwrap(),
+            status: Status::Alive,
+            tags: [
+                ("role".to_owned(), "balancer".to_owned()),
+                ("dc-name".into(), "eu 1".into()),
+            ]
+            .into_iter()
+            .collect(),
+            incarnation: 0,
+            local: true,
+        }
+    }
+
+    #[test]
+    fn stdin_lines_are_serfs() {
+        let mut m = me();
+        m.name = "s1".into();
+        m.tags.insert("port".into(), "3000".into());
+        m.tags.insert("role".into(), "backend".into());
+        assert_eq!(
+            member_line(&m),
+            "s1\t127.0.0.1\tbackend\tdc-name=eu 1,port=3000,role=backend\n"
+        );
+        let inv = Invocation::members("member-join", &[m.clone(), m]);
+        assert_eq!(inv.stdin.iter().filter(|b| **b == b'\n').count(), 2);
+        assert_eq!(Invocation::user("deploy", 3, b"v2").stdin, b"v2\n");
+    }
+
+    #[test]
+    fn environment_has_both_prefixes() {
+        let env = environment(&Invocation::user("deploy", 7, b""), &me());
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        for p in ["RUMOR_", "SERF_"] {
+            assert_eq!(get(&format!("{p}EVENT")), Some("user"));
+            assert_eq!(get(&format!("{p}SELF_NAME")), Some("ha"));
+            assert_eq!(get(&format!("{p}SELF_ROLE")), Some("balancer"));
+            assert_eq!(get(&format!("{p}TAG_DC_NAME")), Some("eu 1"));
+            assert_eq!(get(&format!("{p}TAG_ROLE")), Some("balancer"));
+            assert_eq!(get(&format!("{p}USER_EVENT")), Some("deploy"));
+            assert_eq!(get(&format!("{p}USER_LTIME")), Some("7"));
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_with_stdin_and_env() {
+        let inv = Invocation::members("member-join", &[me()]);
+        let out = run(
+            r#"read -r name ip role tags; echo "$SERF_EVENT $name $ip $role $RUMOR_TAG_ROLE""#,
+            &inv,
+            &me(),
+            Duration::from_secs(10),
+        )
+        .await;
+        match out {
+            Outcome::Exited { status, stdout, .. } => {
+                assert!(status.success());
+                assert_eq!(stdout, "member-join ha 127.0.0.1 balancer balancer\n");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hanging_handler_and_its_children_are_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        let script = format!("(sleep 2; touch {}) & sleep 60", marker.display());
+        let started = std::time::Instant::now();
+        let out = run(
+            &script,
+            &Invocation::user("x", 1, b""),
+            &me(),
+            Duration::from_millis(300),
+        )
+        .await;
+        assert!(matches!(out, Outcome::TimedOut), "{out:?}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // The background child was in the same process group and died with it.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!marker.exists(), "a child of the killed handler survived");
+    }
+}

@@ -1,0 +1,16 @@
+//! The agent's RPC endpoint, used by every `rumor` verb but `agent` and `demo`.
+//!
+//! Newline-delimited JSON over TCP, meant for loopback: each request is one JSON object on
+//! one line, each answer one line. `monitor` answers once, then streams one line per event
+//! or log line until the client hangs up. See `docs/OPERATIONS.md` for the full protocol.
+
+mod client;
+mod protocol;
+mod server;
+
+pub use client::{ClientError, RpcClient};
+pub use protocol::{Info, MAX_LINE, Request, Response, RpcCommand, RpcCounts, StreamItem};
+pub use server::{DRAIN_TIMEOUT, RpcServer, RpcStats};
+
+/// The default RPC address, as Serf's.
+pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7373";

@@ -1,0 +1,199 @@
+//! Requests, responses and stream items of the RPC protocol.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::AgentStats;
+use crate::event::AgentEvent;
+use crate::handler::HandlerCounts;
+use crate::logging::LogLine;
+use crate::member::MemberInfo;
+
+/// Longest request line accepted, in bytes; a longer one is answered with an error and
+/// the connection is closed.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One request: `{"cmd": "...", ...fields, "token": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The agent's `--rpc-token`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// What to do.
+    #[serde(flatten)]
+    pub command: RpcCommand,
+}
+
+/// What a request asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum RpcCommand {
+    /// Every member the agent knows.
+    Members,
+    /// Join through these seeds (`host:port`, `host` or `ip`; port 7946 by default), and
+    /// wait up to `wait_ms` (default 5000; 0: do not wait) for one to answer.
+    Join {
+        /// Seeds.
+        addrs: Vec<String>,
+        /// How long to wait for an answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
+    },
+    /// Leave gracefully; the agent stops afterwards.
+    Leave,
+    /// Send a user event.
+    Event {
+        /// Its name.
+        name: String,
+        /// Its payload.
+        #[serde(default)]
+        payload: String,
+    },
+    /// Delete then set tags of the agent.
+    Tags {
+        /// Tags to set.
+        #[serde(default)]
+        set: BTreeMap<String, String>,
+        /// Tags to delete.
+        #[serde(default)]
+        delete: Vec<String>,
+    },
+    /// Counters and identity.
+    Info,
+    /// Stream events and log lines at `log_level` (default `info`) or more severe.
+    Monitor {
+        /// `trace`, `debug`, `info`, `warn` or `error`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log_level: Option<String>,
+    },
+}
+
+/// One answer: `{"ok": true, ...}` or `{"ok": false, "error": "..."}`. Only the fields
+/// of the request's answer are present.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `members`: the members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberInfo>>,
+    /// `join`: the seed that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_via: Option<String>,
+    /// `leave`: how it ended (`complete`, `timed-out`, `already-stopped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave: Option<crate::agent::LeaveOutcome>,
+    /// `tags`: the agent's tags after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// `info`: counters and identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<Info>,
+}
+
+impl Response {
+    /// A success with no fields (fill them in).
+    pub fn ok() -> Self {
+        Response {
+            ok: true,
+            ..Response::default()
+        }
+    }
+
+    /// A failure.
+    pub fn error(msg: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            ..Response::default()
+        }
+    }
+}
+
+/// Answer to `info`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    /// The agent: identity, health, member counts, protocol counters.
+    pub agent: AgentStats,
+    /// Event handler counters.
+    pub handlers: HandlerCounts,
+    /// RPC counters.
+    pub rpc: RpcCounts,
+}
+
+/// RPC counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcCounts {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Requests answered (successes and errors).
+    pub requests: u64,
+    /// Requests that were not valid JSON requests (or too long).
+    pub malformed: u64,
+    /// Requests with a missing or wrong token.
+    pub unauthorized: u64,
+}
+
+/// One line of a `monitor` stream: `{"event": {...}}` or `{"log": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StreamItem {
+    /// An agent event.
+    Event(AgentEvent),
+    /// A log line.
+    Log(LogLine),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_flat_json_objects() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"members"}"#).unwrap();
+        assert_eq!(r.command, RpcCommand::Members);
+        let r: Request =
+            serde_json::from_str(r#"{"cmd":"tags","set":{"role":"web"},"token":"s3"}"#).unwrap();
+        assert_eq!(r.token.as_deref(), Some("s3"));
+        assert!(matches!(r.command, RpcCommand::Tags { ref set, .. } if set["role"] == "web"));
+        let json = serde_json::to_string(&Request {
+            token: None,
+            command: RpcCommand::Event {
+                name: "deploy".into(),
+                payload: "v2".into(),
+            },
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"cmd":"event","name":"deploy","payload":"v2"}"#);
+    }
+
+    #[test]
+    fn bad_requests_do_not_parse() {
+        for bad in [
+            "",
+            "nonsense",
+            "{}",
+            r#"{"cmd":"explode"}"#,
+            r#"{"cmd":"join"}"#,
+            "[1,2]",
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn responses_carry_only_their_fields() {
+        assert_eq!(
+            serde_json::to_string(&Response::error("no")).unwrap(),
+            r#"{"ok":false,"error":"no"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Response::ok()).unwrap(),
+            r#"{"ok":true}"#
+        );
+    }
+}

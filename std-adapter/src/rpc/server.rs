@@ -1,0 +1,413 @@
+//! The RPC server: one task per connection, bounded in number, line length and idle time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, broadcast};
+
+use super::protocol::{Info, MAX_LINE, Request, Response, RpcCommand, RpcCounts, StreamItem};
+use crate::agent::{AgentStats, Handle};
+use crate::event::AgentEvent;
+use crate::handler::HandlerStats;
+use crate::logging::{self, LogFeed, LogLine};
+use crate::seeds;
+
+/// Connections served at once; more are answered with an error and closed.
+const MAX_CONNECTIONS: usize = 64;
+/// A connection with no request for this long is closed (monitors excepted).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for requests in flight at shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default wait for a seed to answer a `join`.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
+
+/// RPC counters, shared with `info`.
+#[derive(Debug, Default)]
+pub struct RpcStats {
+    connections: AtomicU64,
+    requests: AtomicU64,
+    malformed: AtomicU64,
+    unauthorized: AtomicU64,
+}
+
+impl RpcStats {
+    /// The counters now.
+    pub fn counts(&self) -> RpcCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RpcCounts {
+            connections: get(&self.connections),
+            requests: get(&self.requests),
+            malformed: get(&self.malformed),
+            unauthorized: get(&self.unauthorized),
+        }
+    }
+
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The RPC endpoint of one agent.
+#[derive(Debug)]
+pub struct RpcServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    handle: Handle,
+    token: Option<String>,
+    logs: Option<LogFeed>,
+    handlers: Arc<HandlerStats>,
+    stats: RpcStats,
+    slots: Semaphore,
+}
+
+/// One request line, or why there is none.
+enum Line {
+    Text(Vec<u8>),
+    TooLong,
+    Eof,
+}
+
+impl RpcServer {
+    /// Listens on `addr` (TCP) for `handle`'s agent. With a `token`, every request must
+    /// carry it.
+    pub async fn bind(
+        addr: SocketAddr,
+        handle: Handle,
+        token: Option<String>,
+        logs: Option<LogFeed>,
+        handlers: Arc<HandlerStats>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(RpcServer {
+            listener,
+            shared: Arc::new(Shared {
+                handle,
+                token,
+                logs,
+                handlers,
+                stats: RpcStats::default(),
+                slots: Semaphore::new(MAX_CONNECTIONS),
+            }),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then gives requests in flight up to
+    /// [`DRAIN_TIMEOUT`] to be answered (a `leave` answers just as its agent stops).
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                () = &mut shutdown => break,
+            };
+            let stream = match accepted {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "RPC accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            RpcStats::bump(&self.shared.stats.connections);
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                match shared.slots.try_acquire() {
+                    Ok(_permit) => shared.connection(stream).await,
+                    Err(_) => {
+                        let (_, mut wr) = stream.into_split();
+                        let _ = reply(&mut wr, &Response::error("too many RPC connections")).await;
+                    }
+                }
+            });
+        }
+        drop(self.listener);
+        let all = MAX_CONNECTIONS as u32;
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.shared.slots.acquire_many(all)).await;
+    }
+}
+
+impl Shared {
+    async fn connection(&self, stream: TcpStream) {
+        let (rd, mut wr) = stream.into_split();
+        let mut rd = BufReader::new(rd);
+        loop {
+            let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut rd)).await {
+                Ok(Ok(Line::Text(l))) => l,
+                Ok(Ok(Line::TooLong)) => {
+                    RpcStats::bump(&self.stats.malformed);
+                    let msg = format!("request longer than {MAX_LINE} bytes");
+                    let _ = reply(&mut wr, &Response::error(msg)).await;
+                    return;
+                }
+                Ok(Ok(Line::Eof)) | Ok(Err(_)) | Err(_) => return,
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            RpcStats::bump(&self.stats.requests);
+            let request: Request = match serde_json::from_slice(&line) {
+                Ok(r) => r,
+                Err(e) => {
+                    RpcStats::bump(&self.stats.malformed);
+                    tracing::debug!(error = %e, "malformed RPC request");
+                    if reply(&mut wr, &Response::error(format!("malformed request: {e}")))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if !self.authorised(&request) {
+                RpcStats::bump(&self.stats.unauthorized);
+                if reply(
+                    &mut wr,
+                    &Response::error("unauthorized: missing or wrong RPC token"),
+                )
+                .await
+                .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            if let RpcCommand::Monitor { log_level } = request.command {
+                self.monitor(rd, wr, log_level).await;
+                return;
+            }
+            let response = self.execute(request.command).await;
+            if reply(&mut wr, &response).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn authorised(&self, request: &Request) -> bool {
+        match &self.token {
+            None => true,
+            Some(want) => request
+                .token
+                .as_deref()
+                .is_some_and(|got| constant_time_eq(got.as_bytes(), want.as_bytes())),
+        }
+    }
+
+    async fn execute(&self, command: RpcCommand) -> Response {
+        let h = &self.handle;
+        let result = match command {
+            RpcCommand::Members => h.members().await.map(|members| Response {
+                members: Some(members),
+                ..Response::ok()
+            }),
+            RpcCommand::Join { addrs, wait_ms } => {
+                let wait = wait_ms.map_or(JOIN_WAIT, Duration::from_millis);
+                return self.join(addrs, wait).await;
+            }
+            RpcCommand::Leave => h.leave().await.map(|outcome| Response {
+                leave: Some(outcome),
+                ..Response::ok()
+            }),
+            RpcCommand::Event { name, payload } => h
+                .user_event(&name, payload.as_bytes())
+                .await
+                .map(|()| Response::ok()),
+            RpcCommand::Tags { set, delete } => h
+                .update_tags(set.into_iter().collect(), delete)
+                .await
+                .map(|tags| Response {
+                    tags: Some(crate::member::tags_to_map(&tags)),
+                    ..Response::ok()
+                }),
+            RpcCommand::Info => h.stats().await.map(|agent: AgentStats| Response {
+                info: Some(Info {
+                    agent,
+                    handlers: self.handlers.counts(),
+                    rpc: self.stats.counts(),
+                }),
+                ..Response::ok()
+            }),
+            RpcCommand::Monitor { .. } => unreachable!("handled by the connection"),
+        };
+        result.unwrap_or_else(|e| Response::error(e.to_string()))
+    }
+
+    async fn join(&self, addrs: Vec<String>, wait: Duration) -> Response {
+        if addrs.is_empty() {
+            return Response::error("join needs at least one address");
+        }
+        let mut resolved = Vec::new();
+        for a in &addrs {
+            match seeds::resolve(a).await {
+                Ok(list) => resolved.extend(list.into_iter().take(1)),
+                Err(e) => return Response::error(e),
+            }
+        }
+        let mut events = self.handle.events();
+        if let Err(e) = self.handle.join(resolved).await {
+            return Response::error(e.to_string());
+        }
+        if wait.is_zero() {
+            return Response::ok();
+        }
+        let answered = tokio::time::timeout(wait, async {
+            while let Some(e) = events.next().await {
+                if let AgentEvent::Joined { via } = e {
+                    return Some(via);
+                }
+            }
+            None
+        })
+        .await;
+        match answered {
+            Ok(Some(via)) => Response {
+                joined_via: Some(via.to_string()),
+                ..Response::ok()
+            },
+            Ok(None) => Response::error("the agent stopped"),
+            Err(_) => Response::error(format!(
+                "no seed answered within {}; the agent keeps retrying in the background",
+                humantime::format_duration(wait)
+            )),
+        }
+    }
+
+    async fn monitor(
+        &self,
+        mut rd: BufReader<OwnedReadHalf>,
+        mut wr: OwnedWriteHalf,
+        level: Option<String>,
+    ) {
+        let filter = match logging::parse_level(level.as_deref().unwrap_or("info")) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = reply(&mut wr, &Response::error(e)).await;
+                return;
+            }
+        };
+        if reply(&mut wr, &Response::ok()).await.is_err() {
+            return;
+        }
+        let mut events = self.handle.events();
+        let mut logs = self.logs.as_ref().map(LogFeed::subscribe);
+        let mut scratch = [0u8; 256];
+        loop {
+            let item = tokio::select! {
+                e = events.next() => match e {
+                    Some(e) => StreamItem::Event(e),
+                    None => {
+                        // The agent stopped: pass on the log lines it wrote while stopping.
+                        if let Some(rx) = logs.as_mut() {
+                            while let Ok(l) = rx.try_recv() {
+                                if logging::passes(&l.level, filter)
+                                    && write_json(&mut wr, &StreamItem::Log(l)).await.is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                        return;
+                    }
+                },
+                l = next_log(&mut logs) => match l {
+                    Some(l) if logging::passes(&l.level, filter) => StreamItem::Log(l),
+                    Some(_) => continue,
+                    None => { logs = None; continue }
+                },
+                // The client hung up (or sent something, which a monitor ignores).
+                n = rd.read(&mut scratch) => match n {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                },
+            };
+            if write_json(&mut wr, &item).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn next_log(logs: &mut Option<broadcast::Receiver<LogLine>>) -> Option<LogLine> {
+    let Some(rx) = logs.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(l) => return Some(l),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes (without its newline).
+async fn read_line(r: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Line> {
+    let mut line = Vec::new();
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(if line.is_empty() {
+                Line::Eof
+            } else {
+                Line::Text(line)
+            });
+        }
+        let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        if line.len() + chunk.len() > MAX_LINE {
+            return Ok(Line::TooLong);
+        }
+        line.extend_from_slice(chunk);
+        let used = done.unwrap_or(buf.len());
+        r.consume(used);
+        if done.is_some() {
+            return Ok(Line::Text(line));
+        }
+    }
+}
+
+async fn reply(wr: &mut OwnedWriteHalf, response: &Response) -> std::io::Result<()> {
+    write_json(wr, response).await
+}
+
+async fn write_json<T: serde::Serialize>(
+    wr: &mut OwnedWriteHalf,
+    value: &T,
+) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    wr.write_all(&bytes).await
+}
+
+/// Compares secrets without stopping at the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+    }
+}
