@@ -1,0 +1,134 @@
+//! `rumor agent`: run an agent until a signal or an RPC `leave`.
+
+use std::future::Future;
+use std::pin::pin;
+
+use rumor_std::handler::Handlers;
+use rumor_std::rpc::RpcServer;
+use rumor_std::{Agent, AgentConfig, Handle, LeaveOutcome, logging, seeds, snapshot};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::settings::Settings;
+use super::{AgentArgs, CliError, runtime};
+
+pub(crate) fn run(args: AgentArgs) -> Result<(), CliError> {
+    let settings = Settings::resolve(args)?;
+    let logs = logging::init(settings.log_level).map_err(CliError)?;
+    runtime()?.block_on(serve(settings, logs))
+}
+
+async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
+    // Signals first, so that one arriving during start-up is not lost.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+
+    let mut config = AgentConfig::new(&s.name, s.bind);
+    config.advertise = s.advertise;
+    config.tags =
+        rumor_std::tags_from_map(&s.tags).map_err(|e| CliError(format!("invalid tags: {e}")))?;
+    config.protocol = s.profile.config();
+    config.leave_timeout = s.leave_timeout;
+    let agent = Agent::start(config).await?;
+    let handle = agent.handle();
+    // Subscribed before the agent task first runs, so they see its own member-join.
+    let handlers = Handlers::start(&handle, s.handlers.clone(), s.handler);
+
+    let rpc = match RpcServer::bind(
+        s.rpc_addr,
+        handle.clone(),
+        s.rpc_token.clone(),
+        Some(logs),
+        handlers.stats(),
+    )
+    .await
+    {
+        Ok(rpc) => rpc,
+        Err(e) => {
+            // Nobody knows this node yet: stopping without a leave is right.
+            agent.crash();
+            return Err(CliError(format!(
+                "cannot listen for RPC on {}: {e}",
+                s.rpc_addr
+            )));
+        }
+    };
+    if !s.rpc_addr.ip().is_loopback() && s.rpc_token.is_none() {
+        tracing::warn!(rpc = %s.rpc_addr, "RPC is reachable beyond loopback with no --rpc-token");
+    }
+    tracing::info!(rpc = %s.rpc_addr, profile = ?s.profile, "RPC listening");
+    let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
+    let rpc_task = tokio::spawn(rpc.serve(async {
+        let _ = rpc_stopped.await;
+    }));
+
+    rejoin_from_snapshot(&handle, &s).await;
+    if !s.join.is_empty() {
+        tokio::spawn(seeds::join_with_retry(handle.clone(), s.join.clone()));
+    }
+
+    let mut stopped = pin!(agent.wait());
+    let signal_name = tokio::select! {
+        () = &mut stopped => None,
+        _ = sigint.recv() => Some("SIGINT"),
+        _ = sigterm.recv() => Some("SIGTERM"),
+    };
+    if let Some(name) = signal_name {
+        tracing::info!("{name} received: leaving the cluster (send it again to exit at once)");
+        let second = async {
+            tokio::select! {
+                _ = sigint.recv() => {},
+                _ = sigterm.recv() => {},
+            }
+        };
+        match first_of(handle.leave(), second).await {
+            Some(Ok(LeaveOutcome::Complete)) => tracing::info!("left the cluster"),
+            Some(Ok(other)) => tracing::warn!(outcome = ?other, "leave did not complete"),
+            Some(Err(e)) => tracing::warn!(error = %e, "leave failed"),
+            None => {
+                rpc_task.abort();
+                return Err(CliError(
+                    "second signal: exited before the leave completed".into(),
+                ));
+            }
+        }
+        stopped.await;
+    }
+    // Let a `leave` request that stopped the agent get its answer.
+    let _ = stop_rpc.send(());
+    let _ = rpc_task.await;
+    handlers.join().await;
+    Ok(())
+}
+
+/// Joins the peers saved in the snapshot, and keeps the snapshot up to date.
+async fn rejoin_from_snapshot(handle: &Handle, s: &Settings) {
+    let Some(path) = s.snapshot.clone() else {
+        return;
+    };
+    match snapshot::load(&path) {
+        Ok(Some(snap)) => {
+            let peers = snap.rejoin_addrs(handle.local().addr);
+            if peers.is_empty() {
+                tracing::info!(path = %path.display(), "snapshot has no peer to rejoin");
+            } else {
+                tracing::info!(path = %path.display(), ?peers, "rejoining peers from the snapshot");
+                if let Err(e) = handle.join(peers).await {
+                    tracing::error!(error = %e, "cannot rejoin from the snapshot");
+                }
+            }
+        }
+        Ok(None) => tracing::info!(path = %path.display(), "no snapshot yet"),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable snapshot")
+        }
+    }
+    tokio::spawn(snapshot::keep_saved(handle.clone(), path));
+}
+
+/// The output of `a`, or `None` if `b` finishes first.
+async fn first_of<T>(a: impl Future<Output = T>, b: impl Future<Output = ()>) -> Option<T> {
+    tokio::select! {
+        t = a => Some(t),
+        () = b => None,
+    }
+}

@@ -1,0 +1,290 @@
+//! The command line: verbs a Serf user recognises.
+
+mod agent_cmd;
+mod client_cmds;
+mod demo;
+mod output;
+mod settings;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rumor_std::rpc::DEFAULT_RPC_ADDR;
+
+/// An error that ends the command: printed as one line, exit code 1.
+#[derive(Debug)]
+pub(crate) struct CliError(pub(crate) String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// Gossip membership for service discovery: a SWIM + Lifeguard agent with Serf's verbs.
+#[derive(Parser, Debug)]
+#[command(name = "rumor", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run an agent (until SIGINT or SIGTERM, which make it leave gracefully).
+    Agent(Box<AgentArgs>),
+    /// List the members the local agent knows.
+    Members(MembersArgs),
+    /// Make the local agent join a cluster through one or more seeds.
+    Join(JoinArgs),
+    /// Make the local agent leave gracefully and stop.
+    Leave(RpcArgs),
+    /// Send a user event to the whole cluster.
+    Event(EventArgs),
+    /// Stream the local agent's events and logs.
+    Monitor(MonitorArgs),
+    /// Change the local agent's tags.
+    Tags(TagsArgs),
+    /// Show the local agent's identity and counters.
+    Info(InfoArgs),
+    /// Start a small cluster on loopback, crash a node, make one leave, and show how
+    /// fast each was detected.
+    Demo(DemoArgs),
+}
+
+/// Runs the parsed command.
+pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Agent(a) => agent_cmd::run(*a),
+        Command::Demo(d) => demo::run(d),
+        Command::Members(a) => client_cmds::members(a),
+        Command::Join(a) => client_cmds::join(a),
+        Command::Leave(a) => client_cmds::leave(a),
+        Command::Event(a) => client_cmds::event(a),
+        Command::Monitor(a) => client_cmds::monitor(a),
+        Command::Tags(a) => client_cmds::tags(a),
+        Command::Info(a) => client_cmds::info(a),
+    }
+}
+
+/// Timing profile of the protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Profile {
+    /// Data centre: probe every 1 s, 500 ms timeout (Serf's default).
+    #[default]
+    Lan,
+    /// Across regions: probe every 5 s, 3 s timeout.
+    Wan,
+    /// One host or a fast local network: 200 ms probe timeout, quicker gossip.
+    Local,
+}
+
+impl Profile {
+    pub(crate) fn config(self) -> rumor_core::Config {
+        match self {
+            Profile::Lan => rumor_core::Config::lan(),
+            Profile::Wan => rumor_core::Config::wan(),
+            Profile::Local => rumor_core::Config::local(),
+        }
+    }
+}
+
+/// Output format of `members` and `info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Aligned text.
+    #[default]
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// Where the local agent's RPC endpoint is.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct RpcArgs {
+    /// The agent's RPC address.
+    #[arg(long, env = "RUMOR_RPC_ADDR", default_value = DEFAULT_RPC_ADDR, value_name = "ADDR")]
+    pub(crate) rpc_addr: String,
+    /// The agent's RPC token, if it has one.
+    #[arg(
+        long,
+        env = "RUMOR_RPC_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) rpc_token: Option<String>,
+}
+
+/// `rumor agent` flags. Each one overrides the same setting of `--config`.
+#[derive(Args, Debug, Default)]
+pub(crate) struct AgentArgs {
+    /// TOML config file (see docs/OPERATIONS.md); flags override its settings.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Unique node name [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) node: Option<String>,
+    /// UDP address to gossip on [default: 0.0.0.0:7946].
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub(crate) bind: Option<String>,
+    /// Address to announce to peers, for NAT and containers [default: the bind address,
+    /// or the first private IPv4 address when bound to 0.0.0.0].
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub(crate) advertise: Option<String>,
+    /// Seed to join (repeatable); retried until one answers.
+    #[arg(long = "join", value_name = "HOST[:PORT]")]
+    pub(crate) join: Vec<String>,
+    /// Tag of this node (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = rumor_std::parse_tag_arg)]
+    pub(crate) tags: Vec<(String, String)>,
+    /// Timing profile [default: lan].
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<Profile>,
+    /// File where known peers are saved; a restarted agent rejoins them.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) snapshot: Option<PathBuf>,
+    /// Event handler `[filter,...=]script` (repeatable), run with /bin/sh -c.
+    #[arg(long = "event-handler", value_name = "[FILTER=]SCRIPT")]
+    pub(crate) event_handlers: Vec<String>,
+    /// Kill a handler still running after this long [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) handler_timeout: Option<Duration>,
+    /// Run handlers once member events have been quiet this long [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) coalesce_quiet: Option<Duration>,
+    /// ...or at the latest this long after the first one [default: 3s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) coalesce_max: Option<Duration>,
+    /// Longest graceful leave before exiting anyway [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) leave_timeout: Option<Duration>,
+    /// trace, debug, info, warn or error [default: info].
+    #[arg(long, value_name = "LEVEL")]
+    pub(crate) log_level: Option<String>,
+    /// RPC address for the other verbs [default: 127.0.0.1:7373].
+    #[arg(long, env = "RUMOR_RPC_ADDR", value_name = "ADDR")]
+    pub(crate) rpc_addr: Option<String>,
+    /// Require this token on every RPC request.
+    #[arg(
+        long,
+        env = "RUMOR_RPC_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) rpc_token: Option<String>,
+}
+
+/// `rumor members` flags.
+#[derive(Args, Debug)]
+pub(crate) struct MembersArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+    /// Only members with this status: alive, suspect, left, failed (repeatable or comma-separated).
+    #[arg(long, value_name = "STATUS", value_delimiter = ',', value_parser = parse_status)]
+    pub(crate) status: Vec<rumor_core::Status>,
+    /// Only members with this tag value (repeatable; all must match).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = rumor_std::parse_tag_arg)]
+    pub(crate) tags: Vec<(String, String)>,
+}
+
+/// `rumor join` flags.
+#[derive(Args, Debug)]
+pub(crate) struct JoinArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcArgs,
+    /// How long to wait for a seed to answer (0: do not wait).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub(crate) wait: Duration,
+    /// Seeds: HOST[:PORT] (port 7946 by default).
+    #[arg(required = true, value_name = "ADDR")]
+    pub(crate) addrs: Vec<String>,
+}
+
+/// `rumor event` flags.
+#[derive(Args, Debug)]
+pub(crate) struct EventArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcArgs,
+    /// Event name (1 to 32 bytes).
+    pub(crate) name: String,
+    /// Payload (at most 64 bytes).
+    #[arg(default_value = "")]
+    pub(crate) payload: String,
+}
+
+/// `rumor monitor` flags.
+#[derive(Args, Debug)]
+pub(crate) struct MonitorArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcArgs,
+    /// Show log lines at this level or more severe (the agent's own level is the floor).
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub(crate) log_level: String,
+    /// Output format: text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+/// `rumor tags` flags.
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["set", "delete"]))]
+pub(crate) struct TagsArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcArgs,
+    /// Set a tag (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = rumor_std::parse_tag_arg)]
+    pub(crate) set: Vec<(String, String)>,
+    /// Delete a tag (repeatable).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) delete: Vec<String>,
+}
+
+/// `rumor info` flags.
+#[derive(Args, Debug)]
+pub(crate) struct InfoArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+/// `rumor demo` flags.
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Agents in the cluster (4 to 16).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(4..=16))]
+    pub(crate) nodes: u8,
+    /// Also print the agents' logs (to stderr) at this level.
+    #[arg(long, default_value = "off", value_name = "LEVEL")]
+    pub(crate) log_level: String,
+}
+
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 500ms, 5s or 1m: {e}"))
+}
+
+fn parse_status(s: &str) -> Result<rumor_core::Status, String> {
+    rumor_std::parse_status(s)
+        .ok_or_else(|| format!("unknown status `{s}` (use alive, suspect, left or failed)"))
+}
+
+/// A current-thread runtime for one command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))
+}
