@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
 
 pub mod peer;
+pub mod report;
 pub mod sim;

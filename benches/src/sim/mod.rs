@@ -97,8 +97,8 @@ pub struct SimConfig {
     pub stop_after_leave: bool,
     /// How much is mirrored, checked and logged after every step.
     pub recording: Recording,
-    /// Whether to add up the thread CPU time spent inside the members
-    /// ([`Cluster::member_cpu`]); off by default, as it costs two clock reads per call.
+    /// Whether to add up the time spent inside the members ([`Cluster::member_cpu`]); off
+    /// by default, as it costs two clock reads per call.
     pub measure_cpu: bool,
 }
 

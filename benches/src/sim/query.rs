@@ -172,8 +172,9 @@ impl<N: SimMember> Cluster<N> {
         })
     }
 
-    /// Thread CPU time spent inside the members so far (zero unless
-    /// [`SimConfig::measure_cpu`]).
+    /// Time spent inside the members' calls so far (zero unless
+    /// [`SimConfig::measure_cpu`]): the simulator is single-threaded, so this is their CPU
+    /// time measured with the monotonic clock, its own cost subtracted.
     pub fn member_cpu(&self) -> std::time::Duration {
         self.cpu.total()
     }
