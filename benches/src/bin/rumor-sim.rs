@@ -74,11 +74,11 @@ fn run(args: &Args) -> ExitCode {
         Format::Table => print!("{}", figures::table(&figures)),
         Format::Json => println!("{}", figures::json(&figures)),
     }
-    if let Some(path) = &args.plot {
-        if let Err(e) = plot(path, &runs) {
-            eprintln!("cannot plot to {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+    if let Some(path) = &args.plot
+        && let Err(e) = plot(path, &runs)
+    {
+        eprintln!("cannot plot to {}: {e}", path.display());
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
