@@ -60,6 +60,14 @@ impl<N: SimMember> Cluster<N> {
         result
     }
 
+    /// Runs `f` on node `i` itself (e.g. to install a keyring), then drains and re-arms it
+    /// as after any other input.
+    pub fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut N) -> R) -> R {
+        let out = f(&mut self.nodes[i].node);
+        self.settle(i);
+        out
+    }
+
     /// Shows every datagram handed to a node to `tap` (replacing any earlier tap).
     pub fn set_tap(&mut self, tap: impl FnMut(&Delivery<'_>) + 'static) {
         self.tap = Some(Box::new(tap));

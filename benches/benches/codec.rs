@@ -1,0 +1,86 @@
+//! Frame decode and encode, through the node (rumor-core keeps its codec private).
+//!
+//! - `frame/decode`: a captured 1400-byte-class `Sync` (or `Gossip`) frame whose last byte
+//!   is corrupted: the node decodes and validates every update, then drops it as
+//!   malformed without touching its state, so the same frame can be fed again.
+//! - `frame/encode`: `poll_transmit` writing one ack that piggybacks as many queued updates
+//!   as fit (a node that just saw 128 members join; its retransmit limit raised so the
+//!   queue stays full for the whole batch).
+
+use std::hint::black_box;
+use std::time::Duration as StdDuration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rumor_bench::fixtures::{Capture, drain};
+use rumor_bench::sim::LinkProfile;
+use rumor_core::{Config, Duration, Node};
+
+/// Members of the captured cluster.
+const MEMBERS: usize = 128;
+type N = Node<MEMBERS, MEMBERS>;
+
+fn config() -> Config {
+    // Updates stay queued through thousands of frames, so every encode is a full one.
+    Config {
+        retransmit_mult: u8::MAX,
+        ..Config::lan()
+    }
+}
+
+fn decode(c: &mut Criterion, capture: &Capture) {
+    let mut node: N = capture.replay(Config::lan(), false);
+    let (from, frame) = capture
+        .largest_of(4)
+        .or_else(|| capture.largest_of(5))
+        .expect("a sync or gossip frame");
+    let mut bad = frame.to_vec();
+    *bad.last_mut().expect("non-empty") ^= 0xFF;
+    let now = capture.end();
+    let mut g = c.benchmark_group("frame");
+    g.throughput(Throughput::Bytes(bad.len() as u64));
+    g.bench_function(format!("decode_{}B", bad.len()), |b| {
+        b.iter(|| black_box(node.handle_datagram(now, from, black_box(&bad))))
+    });
+    g.finish();
+}
+
+fn encode(c: &mut Criterion, capture: &Capture) {
+    let (from, ping) = capture.largest_of(0).expect("a ping");
+    let mut buf = [0u8; 1500];
+    let mut g = c.benchmark_group("frame");
+    g.bench_function("encode_full_ack", |b| {
+        b.iter_custom(|iters| {
+            let mut node: N = capture.replay(config(), false);
+            let now = capture.end();
+            drain(&mut node, now, &mut buf);
+            let mut total = StdDuration::ZERO;
+            for _ in 0..iters {
+                let _ = node.handle_datagram(now, from, ping);
+                let start = std::time::Instant::now();
+                let t = node.poll_transmit(now, &mut buf);
+                total += start.elapsed();
+                black_box(t);
+                drain(&mut node, now, &mut buf);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let capture =
+        Capture::record::<MEMBERS>(MEMBERS, Duration::from_secs(3), 1, LinkProfile::LAN, false);
+    decode(c, &capture);
+    encode(c, &capture);
+}
+
+criterion_group! {
+    name = codec;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(StdDuration::from_millis(500))
+        .measurement_time(StdDuration::from_secs(2));
+    targets = benches
+}
+criterion_main!(codec);
