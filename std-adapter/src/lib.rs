@@ -32,6 +32,7 @@ pub mod event;
 pub mod handler;
 pub mod logging;
 pub mod member;
+pub mod render;
 pub mod rpc;
 pub mod seeds;
 pub mod snapshot;

@@ -1,0 +1,245 @@
+//! The safe apply pipeline of one target: render, skip when unchanged, stage, check,
+//! rename atomically, reload; on any failure the last good file stays live.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::select::RenderMember;
+use super::{RenderStats, Target, command};
+
+/// What an apply did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The rendering matched the live file: nothing was written or reloaded.
+    Unchanged,
+    /// A new file is live and the consumer took it.
+    Changed {
+        /// Size of the new file.
+        bytes: usize,
+        /// What the reload step did.
+        reload: String,
+    },
+}
+
+/// Why an apply failed. In every case the previous file is live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The renderer failed (e.g. a template error).
+    Render(String),
+    /// The staged file could not be written or renamed.
+    Write(String),
+    /// The check command refused the staged file.
+    Check(String),
+    /// The reload failed; the previous file was put back.
+    Reload(String),
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::Render(e) => write!(f, "render failed: {e}"),
+            ApplyError::Write(e) => write!(f, "write failed: {e}"),
+            ApplyError::Check(e) => write!(f, "check failed: {e}"),
+            ApplyError::Reload(e) => write!(f, "reload failed, previous file restored: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+/// Applies renderings of one target, remembering the last good file.
+#[derive(Debug)]
+pub struct Applier {
+    target: Target,
+    /// The live file's bytes as last applied (or as found at start).
+    live: Option<Vec<u8>>,
+    stats: Arc<RenderStats>,
+}
+
+impl Applier {
+    /// An applier for `target`; the destination's current content counts as applied.
+    pub fn new(target: Target, stats: Arc<RenderStats>) -> Self {
+        let live = fs::read(&target.dest).ok();
+        Applier {
+            target,
+            live,
+            stats,
+        }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Renders `members` and, if the bytes changed, stages, checks, installs and reloads
+    /// them. Failures are counted and leave the previous file live; the next call retries.
+    pub fn apply(&mut self, members: &[RenderMember]) -> Result<Applied, ApplyError> {
+        RenderStats::bump(&self.stats.renders);
+        let result = self.try_apply(members);
+        match &result {
+            Ok(Applied::Unchanged) => RenderStats::bump(&self.stats.unchanged),
+            Ok(Applied::Changed { .. }) => {
+                RenderStats::bump(&self.stats.applied);
+                self.stats.set_error(None);
+            }
+            Err(e) => {
+                RenderStats::bump(match e {
+                    ApplyError::Render(_) => &self.stats.render_failures,
+                    ApplyError::Write(_) => &self.stats.write_failures,
+                    ApplyError::Check(_) => &self.stats.check_failures,
+                    ApplyError::Reload(_) => &self.stats.reload_failures,
+                });
+                self.stats.set_error(Some(e.to_string()));
+            }
+        }
+        result
+    }
+
+    fn try_apply(&mut self, members: &[RenderMember]) -> Result<Applied, ApplyError> {
+        let text = self
+            .target
+            .renderer
+            .render_members(members)
+            .map_err(|e| ApplyError::Render(e.0))?;
+        let bytes = text.into_bytes();
+        if self.live.as_deref() == Some(&bytes[..]) {
+            return Ok(Applied::Unchanged);
+        }
+        let dest = &self.target.dest;
+        let staged = staged_path(dest);
+        write_file(&staged, &bytes, dest).map_err(ApplyError::Write)?;
+        if let Some(check) = &self.target.check {
+            let script = substitute(check, &staged, dest);
+            if let Err(e) = command::run(&script, self.target.command_timeout) {
+                let _ = fs::remove_file(&staged);
+                return Err(ApplyError::Check(e));
+            }
+        }
+        install(&staged, dest).map_err(ApplyError::Write)?;
+        let full = self.live.as_deref().map(skeleton) != Some(skeleton(&bytes));
+        let servers = self.target.renderer.selection().servers(members);
+        match self
+            .target
+            .reload
+            .run(&servers, full, self.target.command_timeout)
+        {
+            Ok(reload) => {
+                let size = bytes.len();
+                self.live = Some(bytes);
+                Ok(Applied::Changed {
+                    bytes: size,
+                    reload,
+                })
+            }
+            Err(e) => {
+                // Keep disk and consumer in step: a restart must not load the new file
+                // the running consumer refused.
+                if let Some(previous) = &self.live
+                    && let Err(w) =
+                        write_file(&staged, previous, dest).and_then(|()| install(&staged, dest))
+                {
+                    return Err(ApplyError::Reload(format!(
+                        "{e}; restoring the previous file failed too: {w}"
+                    )));
+                }
+                Err(ApplyError::Reload(e))
+            }
+        }
+    }
+}
+
+/// `.NAME.rumor-staged` next to `dest`: the same file system, so the rename is atomic,
+/// and hidden, so a consumer loading a whole directory skips it.
+pub fn staged_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.rumor-staged"))
+}
+
+/// The file without its `server` lines: what a runtime API cannot apply.
+fn skeleton(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.trim_ascii_start().starts_with(b"server "))
+        .collect()
+}
+
+/// `{staged}` and `{dest}` replaced by the shell-quoted paths.
+fn substitute(script: &str, staged: &Path, dest: &Path) -> String {
+    script
+        .replace("{staged}", &shell_quote(staged))
+        .replace("{dest}", &shell_quote(dest))
+}
+
+fn shell_quote(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@".contains(c))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Writes and syncs `path` with the permissions of `like` (0644 if it does not exist).
+fn write_file(path: &Path, bytes: &[u8], like: &Path) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mode = fs::metadata(like)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    let mut f = fs::File::create(path).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+/// Renames `staged` over `dest` and syncs the directory so the rename survives a crash.
+fn install(staged: &Path, dest: &Path) -> Result<(), String> {
+    fs::rename(staged, dest)
+        .map_err(|e| format!("rename {} to {}: {e}", staged.display(), dest.display()))?;
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_files_sit_hidden_next_to_the_destination() {
+        assert_eq!(
+            staged_path(Path::new("/etc/haproxy/haproxy.cfg")),
+            Path::new("/etc/haproxy/.haproxy.cfg.rumor-staged")
+        );
+    }
+
+    #[test]
+    fn placeholders_are_shell_quoted() {
+        let s = substitute(
+            "haproxy -c -f {staged} # {dest}",
+            Path::new("/a b/.x"),
+            Path::new("/etc/h.cfg"),
+        );
+        assert_eq!(s, "haproxy -c -f '/a b/.x' # /etc/h.cfg");
+    }
+
+    #[test]
+    fn server_lines_are_not_part_of_the_skeleton() {
+        let a = b"backend b\n    server x 1.2.3.4:5 check\n";
+        let b = b"backend b\n    server y 1.2.3.5:5 check\n    server z 1.2.3.6:5 check\n";
+        assert_eq!(skeleton(a), skeleton(b));
+        assert_ne!(skeleton(a), skeleton(b"backend c\n"));
+    }
+}

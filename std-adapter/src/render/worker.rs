@@ -1,0 +1,152 @@
+//! One task per render target in an agent: member events are coalesced (quiet period and
+//! maximum wait), then the target's [`Applier`] runs on a blocking thread; a failure is
+//! retried with backoff until it succeeds or the next change supersedes it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio::time::{Duration, Instant};
+
+use super::apply::{Applied, Applier};
+use super::select::from_infos;
+use super::{RenderStats, Target};
+use crate::agent::{EventStream, Handle};
+use crate::event::AgentEvent;
+
+/// First wait before retrying a failed apply; doubled up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between retries.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The running render targets of an agent.
+#[derive(Debug)]
+pub struct RenderTargets {
+    stats: Vec<(PathBuf, Arc<RenderStats>)>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RenderTargets {
+    /// Starts one task per target on the current runtime, subscribed to `handle`'s events
+    /// from now on. Each renders once at start, then after every burst of member changes.
+    ///
+    /// With `join_grace`, the first render waits (up to that long) for the agent to join
+    /// its seeds, so that a restarted agent does not briefly render a cluster of one and
+    /// empty the consumer's backend. The tasks end when the agent stops.
+    pub fn start(handle: &Handle, targets: Vec<Target>, join_grace: Option<Duration>) -> Self {
+        let mut stats = Vec::new();
+        let mut tasks = Vec::new();
+        for target in targets {
+            let s = Arc::new(RenderStats::default());
+            stats.push((target.dest.clone(), s.clone()));
+            let worker = Worker {
+                quiet: target.coalesce_quiet,
+                max_wait: target.coalesce_max,
+                applier: Some(Applier::new(target, s)),
+                handle: handle.clone(),
+                events: handle.events(),
+                hold_until: join_grace.map(|g| Instant::now() + g),
+            };
+            tasks.push(tokio::spawn(worker.run()));
+        }
+        RenderTargets { stats, tasks }
+    }
+
+    /// Each target's destination and counters.
+    pub fn stats(&self) -> &[(PathBuf, Arc<RenderStats>)] {
+        &self.stats
+    }
+
+    /// Waits for every target's task to end (after the agent stopped).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Worker {
+    quiet: Duration,
+    max_wait: Duration,
+    applier: Option<Applier>,
+    handle: Handle,
+    events: EventStream,
+    /// Until the agent joined (or this instant), hold the first render back.
+    hold_until: Option<Instant>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let start = Instant::now();
+        // (first, latest) change of the pending burst; the start counts as one.
+        let mut pending = Some((start, start));
+        let mut retry: Option<Instant> = None;
+        let mut backoff = RETRY_MIN;
+        loop {
+            let due = pending
+                .map(|(first, last)| (last + self.quiet).min(first + self.max_wait))
+                .map(|d| self.hold_until.map_or(d, |h| d.max(h)));
+            let due = match (due, retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            tokio::select! {
+                event = self.events.next() => match event {
+                    None => break,
+                    Some(AgentEvent::Joined { .. }) => self.hold_until = None,
+                    Some(e) if e.member().is_some() => {
+                        let now = Instant::now();
+                        pending = Some(pending.map_or((now, now), |(first, _)| (first, now)));
+                    }
+                    Some(_) => {}
+                },
+                () = sleep_until(due), if due.is_some() => {
+                    pending = None;
+                    retry = None;
+                    let Some(ok) = self.apply().await else { break };
+                    if ok {
+                        backoff = RETRY_MIN;
+                    } else {
+                        retry = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(RETRY_MAX);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the current membership: `Some(true)` on success or no change, `Some(false)`
+    /// on a failure, `None` once the agent has stopped.
+    async fn apply(&mut self) -> Option<bool> {
+        let members = from_infos(&self.handle.members().await.ok()?);
+        let mut applier = self.applier.take()?;
+        let (applier, result) = tokio::task::spawn_blocking(move || {
+            let r = applier.apply(&members);
+            (applier, r)
+        })
+        .await
+        .ok()?;
+        let dest = applier.target().dest.display().to_string();
+        self.applier = Some(applier);
+        match result {
+            Ok(Applied::Unchanged) => {
+                tracing::debug!(dest, "rendering unchanged");
+                Some(true)
+            }
+            Ok(Applied::Changed { bytes, reload }) => {
+                tracing::info!(dest, bytes, reload, "rendered and applied");
+                Some(true)
+            }
+            Err(e) => {
+                tracing::warn!(dest, error = %e, "render target not applied; the previous file stays live");
+                Some(false)
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
