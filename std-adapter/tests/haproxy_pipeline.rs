@@ -1,0 +1,371 @@
+//! The apply pipeline against a real HAProxy (Debian's package) in master-worker mode, on
+//! loopback: runtime API changes, SIGUSR2 reloads confirmed by a new worker, and failures
+//! (template error, `haproxy -c` refusal, failed reload) that leave the live config and
+//! the traffic untouched.
+
+mod lb;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lb::{
+    BACKEND_LINES, Backend, Haproxy, Traffic, free_port, loopback_ip, prelude, print_phases,
+    wait_for,
+};
+use rumor_core::Status;
+use rumor_std::render::{
+    ApiReload, Applied, Applier, ApplyError, HaproxyBackend, Reload, RenderMember, RenderStats,
+    Renderer, Selection, Target, TemplateRenderer, TemplateSource, staged_path,
+};
+
+/// The lab's members: the balancer itself and one member per backend, tagged
+/// `role=backend port=<its port>`.
+fn members(backends: &[&Backend]) -> Vec<RenderMember> {
+    let mut out = vec![RenderMember {
+        name: "ha".into(),
+        addr: "127.0.0.1:7946".parse().unwrap(),
+        status: Status::Alive,
+        tags: [("role".to_owned(), "balancer".to_owned())].into(),
+        local: true,
+    }];
+    for b in backends {
+        out.push(RenderMember {
+            name: b.name.clone(),
+            addr: SocketAddr::new(b.addr.ip(), 7946),
+            status: Status::Alive,
+            tags: [
+                ("role".to_owned(), "backend".to_owned()),
+                ("port".to_owned(), b.addr.port().to_string()),
+            ]
+            .into(),
+            local: false,
+        });
+    }
+    out
+}
+
+struct Lab {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    ip: Ipv4Addr,
+    frontend: SocketAddr,
+    sock: PathBuf,
+    pid_file: PathBuf,
+    dest: PathBuf,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        lb::require_haproxy();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let ip = loopback_ip();
+        Lab {
+            frontend: SocketAddr::from((ip, free_port(ip))),
+            sock: dir.join("admin.sock"),
+            pid_file: dir.join("haproxy.pid"),
+            dest: dir.join("haproxy.cfg"),
+            ip,
+            dir,
+            _dir: tmp,
+        }
+    }
+
+    fn haproxy_renderer(&self) -> Renderer {
+        Renderer::Haproxy(HaproxyBackend {
+            prelude: prelude(&self.sock, self.frontend),
+            backend_lines: BACKEND_LINES.map(String::from).to_vec(),
+            ..HaproxyBackend::default()
+        })
+    }
+
+    fn target(&self, renderer: Renderer, reload: Reload) -> Target {
+        Target {
+            check: Some("haproxy -c -f {staged}".into()),
+            reload,
+            command_timeout: Duration::from_secs(5),
+            ..Target::new(renderer, &self.dest)
+        }
+    }
+
+    /// Renders the first file with no reload, then starts HAProxy on it.
+    fn start(&self, renderer: Renderer, members: &[RenderMember]) -> Haproxy {
+        let mut first = Applier::new(self.target(renderer, Reload::None), Arc::default());
+        assert!(matches!(first.apply(members), Ok(Applied::Changed { .. })));
+        Haproxy::start(&self.dest, &self.pid_file, &self.sock)
+    }
+
+    fn live(&self) -> String {
+        std::fs::read_to_string(&self.dest).unwrap()
+    }
+}
+
+fn served_by_all(frontend: SocketAddr, names: &[&str]) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..(names.len() * 4) {
+        if let Ok(b) = lb::get(frontend) {
+            seen.insert(b);
+        }
+    }
+    names.iter().all(|n| seen.contains(*n)) && seen.len() == names.len()
+}
+
+#[test]
+fn haproxy_runtime_api_follows_membership_without_failed_requests() {
+    let lab = Lab::new();
+    let (b1, b2, b3) = (
+        Backend::start("web-1", lab.ip),
+        Backend::start("web-2", lab.ip),
+        Backend::start("web-3", lab.ip),
+    );
+    let haproxy = lab.start(lab.haproxy_renderer(), &members(&[&b1]));
+    let stats = Arc::new(RenderStats::default());
+    let reload = Reload::RuntimeApi(ApiReload {
+        api: haproxy.api(),
+        backend: "nodes".into(),
+        server_options: "check".into(),
+        drain_timeout: Duration::from_secs(5),
+        pid_file: Some(lab.pid_file.clone()),
+    });
+    let mut applier = Applier::new(lab.target(lab.haproxy_renderer(), reload), stats.clone());
+    let traffic = Traffic::start(
+        lab.frontend,
+        Duration::from_millis(5),
+        Duration::from_secs(120),
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || served_by_all(
+            lab.frontend,
+            &["web-1"]
+        )
+        .then_some(()))
+        .is_some()
+    );
+    let worker = haproxy.api().worker_pid().unwrap();
+
+    traffic.phase("runtime API: web-2 and web-3 join");
+    let applied = applier.apply(&members(&[&b1, &b2, &b3])).unwrap();
+    assert!(
+        matches!(&applied, Applied::Changed { reload, .. } if reload.contains("added [\"web-2\", \"web-3\"]")),
+        "{applied:?}"
+    );
+    assert_eq!(
+        haproxy.in_rotation("nodes").unwrap(),
+        ["web-1", "web-2", "web-3"]
+    );
+    assert!(served_by_all(lab.frontend, &["web-1", "web-2", "web-3"]));
+    assert_eq!(
+        haproxy.api().worker_pid().unwrap(),
+        worker,
+        "no reload for server changes"
+    );
+
+    traffic.phase("runtime API: web-1 leaves");
+    let applied = applier.apply(&members(&[&b2, &b3])).unwrap();
+    assert!(
+        matches!(&applied, Applied::Changed { reload, .. } if reload.contains("deleted [\"web-1\"]")),
+        "{applied:?}"
+    );
+    assert_eq!(haproxy.in_rotation("nodes").unwrap(), ["web-2", "web-3"]);
+    let hits = b1.hits.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(served_by_all(lab.frontend, &["web-2", "web-3"]));
+    assert_eq!(
+        b1.hits.load(std::sync::atomic::Ordering::Relaxed),
+        hits,
+        "web-1 is out of rotation"
+    );
+    let live = lab.live();
+    assert!(
+        !live.contains("web-1") && live.contains("server web-2") && live.contains("server web-3"),
+        "{live}"
+    );
+
+    traffic.phase("unchanged membership");
+    assert_eq!(
+        applier.apply(&members(&[&b3, &b2])).unwrap(),
+        Applied::Unchanged
+    );
+
+    traffic.phase("prelude change: SIGUSR2 reload");
+    let mut renderer = lab.haproxy_renderer();
+    if let Renderer::Haproxy(h) = &mut renderer {
+        h.backend_lines.push("retries 2".into());
+    }
+    let reload = applier.target().reload.clone();
+    let mut applier = Applier::new(lab.target(renderer, reload), stats.clone());
+    let applied = applier.apply(&members(&[&b2, &b3])).unwrap();
+    assert!(
+        matches!(&applied, Applied::Changed { reload, .. } if reload.contains("reloaded: worker")),
+        "{applied:?}"
+    );
+    assert_ne!(haproxy.api().worker_pid().unwrap(), worker);
+    assert_eq!(haproxy.in_rotation("nodes").unwrap(), ["web-2", "web-3"]);
+    assert!(served_by_all(lab.frontend, &["web-2", "web-3"]));
+
+    let phases = traffic.finish();
+    print_phases(&phases);
+    for p in &phases {
+        assert_eq!(
+            p.failed, 0,
+            "requests failed in phase {:?}: {:?}",
+            p.name, p.errors
+        );
+    }
+    let counts = stats.counts();
+    assert_eq!(
+        (counts.applied, counts.unchanged, counts.failures()),
+        (3, 1, 0),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn haproxy_template_error_and_check_failure_leave_config_and_traffic_untouched() {
+    let lab = Lab::new();
+    let (b1, b2) = (
+        Backend::start("web-1", lab.ip),
+        Backend::start("web-2", lab.ip),
+    );
+    let template = lab.dir.join("haproxy.cfg.hb");
+    let good = format!(
+        "{}backend nodes\n    balance roundrobin\n    option httpchk HEAD /\n\
+         {{{{#each members}}}}\n    server {{{{name}}}} {{{{addr}}}}:{{{{port}}}} check\n{{{{/each}}}}\n",
+        prelude(&lab.sock, lab.frontend)
+    );
+    std::fs::write(&template, &good).unwrap();
+    let renderer = Renderer::Template(TemplateRenderer {
+        selection: Selection::backends(),
+        source: TemplateSource::File(template.clone()),
+        strict: true,
+    });
+    let haproxy = lab.start(renderer.clone(), &members(&[&b1]));
+    let stats = Arc::new(RenderStats::default());
+    let reload = Reload::Signal {
+        pid_file: lab.pid_file.clone(),
+        confirm: Some(haproxy.api()),
+    };
+    let mut applier = Applier::new(lab.target(renderer, reload), stats.clone());
+    let traffic = Traffic::start(
+        lab.frontend,
+        Duration::from_millis(5),
+        Duration::from_secs(120),
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || served_by_all(
+            lab.frontend,
+            &["web-1"]
+        )
+        .then_some(()))
+        .is_some()
+    );
+    let before = lab.live();
+    let worker = haproxy.api().worker_pid().unwrap();
+
+    traffic.phase("template syntax error");
+    std::fs::write(&template, good.replace("{{/each}}", "")).unwrap();
+    let err = applier.apply(&members(&[&b1, &b2])).unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::Render(e) if e.contains("template")),
+        "{err}"
+    );
+    assert_live_untouched(&lab, &haproxy, &before, worker);
+
+    traffic.phase("config refused by haproxy -c");
+    std::fs::write(
+        &template,
+        good.replace(
+            "balance roundrobin",
+            "balance roundrobin\n    no-such-keyword 1",
+        ),
+    )
+    .unwrap();
+    let err = applier.apply(&members(&[&b1, &b2])).unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::Check(e) if e.contains("no-such-keyword")),
+        "{err}"
+    );
+    assert_live_untouched(&lab, &haproxy, &before, worker);
+    assert!(served_by_all(lab.frontend, &["web-1"]));
+
+    traffic.phase("template fixed: SIGUSR2 reload");
+    std::fs::write(&template, &good).unwrap();
+    let applied = applier.apply(&members(&[&b1, &b2])).unwrap();
+    assert!(
+        matches!(&applied, Applied::Changed { reload, .. } if reload.contains("reloaded")),
+        "{applied:?}"
+    );
+    assert_ne!(haproxy.api().worker_pid().unwrap(), worker);
+    assert!(served_by_all(lab.frontend, &["web-1", "web-2"]));
+
+    let phases = traffic.finish();
+    print_phases(&phases);
+    for p in &phases {
+        assert_eq!(
+            p.failed, 0,
+            "requests failed in phase {:?}: {:?}",
+            p.name, p.errors
+        );
+    }
+    let counts = stats.counts();
+    assert_eq!(
+        (
+            counts.render_failures,
+            counts.check_failures,
+            counts.applied
+        ),
+        (1, 1, 1),
+        "{counts:?}"
+    );
+    assert_eq!(counts.last_error, None, "cleared by the success");
+}
+
+#[test]
+fn haproxy_failed_reload_restores_the_previous_file() {
+    let lab = Lab::new();
+    let b1 = Backend::start("web-1", lab.ip);
+    let haproxy = lab.start(lab.haproxy_renderer(), &members(&[&b1]));
+    let before = lab.live();
+    let worker = haproxy.api().worker_pid().unwrap();
+    // No check command: HAProxy itself refuses the file at reload, keeps its old worker,
+    // and the confirmation on the stats socket notices.
+    let mut renderer = lab.haproxy_renderer();
+    if let Renderer::Haproxy(h) = &mut renderer {
+        h.backend_lines.push("no-such-keyword 1".into());
+    }
+    let stats = Arc::new(RenderStats::default());
+    let target = Target {
+        check: None,
+        reload: Reload::Signal {
+            pid_file: lab.pid_file.clone(),
+            confirm: Some(haproxy.api()),
+        },
+        command_timeout: Duration::from_secs(3),
+        ..Target::new(renderer, &lab.dest)
+    };
+    let mut applier = Applier::new(target, stats.clone());
+    let err = applier.apply(&members(&[&b1])).unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::Reload(e) if e.contains("did not start a new worker")),
+        "{err}"
+    );
+    assert_live_untouched(&lab, &haproxy, &before, worker);
+    assert!(served_by_all(lab.frontend, &["web-1"]));
+    assert_eq!(stats.counts().reload_failures, 1);
+    assert!(haproxy.log_text().contains("no-such-keyword"));
+}
+
+/// The live file is the one from before, no staged file is left, the worker is the same.
+fn assert_live_untouched(lab: &Lab, haproxy: &Haproxy, before: &str, worker: u32) {
+    assert_eq!(lab.live(), before, "the live file changed");
+    assert!(
+        !Path::new(&staged_path(&lab.dest)).exists(),
+        "a staged file was left behind"
+    );
+    assert_eq!(
+        haproxy.api().worker_pid().unwrap(),
+        worker,
+        "HAProxy was reloaded"
+    );
+}
