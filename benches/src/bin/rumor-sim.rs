@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use rumor_bench::report::args::{Args, Format};
-use rumor_bench::report::dispatch::{rumor_node_size, run_foca, run_rumor};
+use rumor_bench::report::dispatch::{mem_available, rumor_node_size, run_foca, run_rumor};
 use rumor_bench::report::figures::{self, Figures, Series};
 use rumor_bench::report::plot::plot;
 use rumor_bench::report::scenario::Settings;
@@ -48,10 +48,13 @@ fn run(args: &Args) -> ExitCode {
         nodes: args.nodes,
         loss: args.loss,
         seed: args.seed,
+        settle: args.settle,
         duration: args.duration,
         full_checks: args.full_checks,
         progress: (!args.quiet).then_some(std::time::Duration::from_secs(10)),
         heap_probe: Some(heap_in_use),
+        // Never push the machine into swap or the OOM killer: stop at 80% of what was free.
+        heap_limit: mem_available().map(|b| (b as usize) / 10 * 8),
     };
     let mut runs: Vec<(Figures, Series)> = Vec::new();
     match run_rumor(&settings) {

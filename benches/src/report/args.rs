@@ -16,7 +16,8 @@ USAGE: rumor-sim [OPTIONS]
   --nodes N         cluster size                                            [50]
   --loss P          loss probability on every link: 0.1 or 10%              [0]
   --seed S          seed of the run                                         [1]
-  --duration SECS   window after the initial join converged (join: after 0) [60]
+  --settle SECS     steady running between convergence and the fault       [30]
+  --duration SECS   window after settling (join: from time zero)            [60]
   --format F        table | json                                            [table]
   --plot FILE.svg   detection CDF (fault scenarios) or members-seen curve
   --compare foca    run foca through the same simulator too; adds ratios
@@ -44,6 +45,8 @@ pub struct Args {
     pub loss: f64,
     /// `--seed`.
     pub seed: u64,
+    /// `--settle`.
+    pub settle: Duration,
     /// `--duration`.
     pub duration: Duration,
     /// `--format`.
@@ -65,6 +68,7 @@ impl Default for Args {
             nodes: 50,
             loss: 0.0,
             seed: 1,
+            settle: Duration::from_secs(30),
             duration: Duration::from_secs(60),
             format: Format::Table,
             plot: None,
@@ -92,11 +96,8 @@ impl Args {
                 "--nodes" => out.nodes = number(&value()?, "--nodes")?,
                 "--loss" => out.loss = loss(&value()?)?,
                 "--seed" => out.seed = number(&value()?, "--seed")?,
-                "--duration" => {
-                    let v = value()?;
-                    let secs: f64 = number(v.trim_end_matches('s'), "--duration")?;
-                    out.duration = Duration::from_millis((secs * 1000.0) as u64);
-                }
+                "--duration" => out.duration = seconds(&value()?, "--duration")?,
+                "--settle" => out.settle = seconds(&value()?, "--settle")?,
                 "--format" => {
                     out.format = match value()?.as_str() {
                         "table" => Format::Table,
@@ -126,6 +127,11 @@ fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("{flag}: not a number: {s}"))
 }
 
+fn seconds(s: &str, flag: &str) -> Result<Duration, String> {
+    let secs: f64 = number(s.trim_end_matches('s'), flag)?;
+    Ok(Duration::from_millis((secs * 1000.0) as u64))
+}
+
 fn loss(s: &str) -> Result<f64, String> {
     let p: f64 = match s.strip_suffix('%') {
         Some(pct) => number::<f64>(pct, "--loss")? / 100.0,
@@ -149,7 +155,7 @@ mod tests {
     #[test]
     fn parses_every_option() {
         let a = parse(
-            "--scenario partition --nodes 20 --loss 10% --seed 9 --duration 30s --format json \
+            "--scenario partition --nodes 20 --loss 10% --seed 9 --duration 30s --settle 0 --format json \
              --plot x.svg --compare foca --quiet",
         )
         .unwrap();
@@ -157,6 +163,7 @@ mod tests {
         assert_eq!((a.nodes, a.seed), (20, 9));
         assert!((a.loss - 0.1).abs() < 1e-12);
         assert_eq!(a.duration, Duration::from_secs(30));
+        assert_eq!(a.settle, Duration::ZERO);
         assert_eq!(a.format, Format::Json);
         assert!(a.compare_foca && a.quiet && a.plot.is_some());
         assert_eq!(parse("--loss 0.3").unwrap().loss, 0.3);

@@ -60,6 +60,8 @@ pub struct Figures {
     pub wall_s: f64,
     /// Simulated datagrams sent per wall second.
     pub datagrams_per_wall_s: f64,
+    /// Why the run stopped before its end (e.g. over the heap limit), if it did.
+    pub aborted: Option<String>,
     /// Sorted detection (or delivery) times, for the CDF plot.
     #[serde(skip)]
     pub detection_times: Vec<f64>,
@@ -230,6 +232,11 @@ pub fn table(runs: &[Figures]) -> String {
             let _ = write!(line, " {:>12}", ratio(a[k].1, b[k].1));
         }
         let _ = writeln!(out, "{line}");
+    }
+    for r in runs {
+        if let Some(why) = &r.aborted {
+            let _ = writeln!(out, "{}: {why}", r.implementation);
+        }
     }
     out
 }

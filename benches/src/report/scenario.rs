@@ -2,9 +2,10 @@
 //!
 //! Every scenario starts the same way: `nodes` members join member 0 at time zero over
 //! LAN links with the requested loss, and the run waits (at most [`SETUP_BOUND`]) until
-//! every member reports every other one up. Then the scenario's fault is injected and the
-//! cluster runs for `duration`; traffic, CPU and false failures are counted over that
-//! window (over the whole run for `join`).
+//! every member reports every other one up. It then runs `settle` longer (the join's
+//! updates finish spreading), the scenario's fault is injected and the cluster runs for
+//! `duration`; traffic, CPU and false failures are counted over that window (over the
+//! whole run, from time zero and without settling, for `join`).
 
 use std::time::Instant as WallInstant;
 
@@ -77,6 +78,8 @@ pub struct Settings {
     pub loss: f64,
     /// Seed of the run (the same for every implementation compared).
     pub seed: u64,
+    /// Steady running between convergence and the fault (not for `join`).
+    pub settle: Duration,
     /// The window after setup.
     pub duration: Duration,
     /// Mirror and check every member table after every step (slow; small clusters).
@@ -85,6 +88,8 @@ pub struct Settings {
     pub progress: Option<std::time::Duration>,
     /// Bytes currently allocated on the heap, when the binary counts them.
     pub heap_probe: Option<fn() -> usize>,
+    /// Stop the run (and say so in the figures) once the heap holds more than this.
+    pub heap_limit: Option<usize>,
 }
 
 /// The member the fault is applied to: in the middle, never the seed.
@@ -117,7 +122,7 @@ pub fn run<N: SimMember>(settings: &Settings, label: &str) -> (Figures, Series) 
     let victim_name = sim.name(v).to_owned();
     sim.watch(&victim_name);
 
-    let mut progress = Progress::new(label, settings.progress);
+    let mut progress = Progress::new(label, settings);
     let mut series = Series::default();
     let converged = run_sampled(
         &mut sim,
@@ -133,6 +138,8 @@ pub fn run<N: SimMember>(settings: &Settings, label: &str) -> (Figures, Series) 
     let start = if settings.scenario == Scenario::Join {
         Instant::ZERO
     } else {
+        let settled = sim.now() + settings.settle;
+        run_sampled(&mut sim, settled, &mut progress, &mut series, |_| false);
         sim.now()
     };
     let (sent0, bytes0, cpu0) = counters(&sim);
@@ -208,6 +215,7 @@ pub fn run<N: SimMember>(settings: &Settings, label: &str) -> (Figures, Series) 
     figures.wall_s = wall.elapsed().as_secs_f64();
     figures.datagrams_per_wall_s = sim.net().stats().sent as f64 / figures.wall_s;
     figures.rejected = sim.rejected_datagrams().values().sum();
+    figures.aborted = progress.aborted.clone();
     progress.done(&sim);
     (figures, series)
 }
@@ -234,6 +242,9 @@ fn run_sampled<N: SimMember>(
     loop {
         series.sample(sim);
         progress.tick(sim, until);
+        if progress.aborted.is_some() {
+            return None;
+        }
         let next = (sim.now() + step).min(until);
         if let Some(t) = sim.run_until_pred(next, &mut pred) {
             return Some(t);
@@ -245,27 +256,46 @@ fn run_sampled<N: SimMember>(
     }
 }
 
-/// Progress lines on stderr for long runs.
+/// Progress lines on stderr for long runs, and the heap guard.
 #[derive(Debug)]
 struct Progress {
     label: String,
     every: Option<std::time::Duration>,
+    heap: Option<(fn() -> usize, usize)>,
     started: WallInstant,
     last: WallInstant,
+    /// Why the run stopped early.
+    aborted: Option<String>,
 }
 
 impl Progress {
-    fn new(label: &str, every: Option<std::time::Duration>) -> Self {
+    fn new(label: &str, settings: &Settings) -> Self {
         let now = WallInstant::now();
         Progress {
             label: label.to_owned(),
-            every,
+            every: settings.progress,
+            heap: settings.heap_probe.zip(settings.heap_limit),
             started: now,
             last: now,
+            aborted: None,
         }
     }
 
     fn tick<N: SimMember>(&mut self, sim: &Cluster<N>, until: Instant) {
+        if let Some((probe, limit)) = self.heap
+            && self.aborted.is_none()
+            && probe() > limit
+        {
+            let why = format!(
+                "stopped at t={:.1}s after {:.1} s wall: heap {:.1} GiB over the {:.1} GiB limit",
+                secs(sim.now()),
+                self.started.elapsed().as_secs_f64(),
+                probe() as f64 / (1u64 << 30) as f64,
+                limit as f64 / (1u64 << 30) as f64
+            );
+            eprintln!("[{}] {why}", self.label);
+            self.aborted = Some(why);
+        }
         let Some(every) = self.every else { return };
         if self.last.elapsed() < every {
             return;
