@@ -158,7 +158,10 @@ impl Agent {
             config.leave_timeout,
         );
         let span = tracing::info_span!("agent", name = %config.name);
-        span.in_scope(|| tracing::info!(bind = %bound, advertise = %advertise, "agent started"));
+        span.in_scope(|| {
+            tracing::info!(bind = %bound, advertise = %advertise, "agent started");
+            tracing::debug!(protocol = ?config.protocol, capacity = MEMBER_CAPACITY, "protocol settings");
+        });
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
         Ok(Agent {
             handle,

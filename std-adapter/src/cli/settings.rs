@@ -172,7 +172,7 @@ fn read_file(path: &Path) -> Result<FileConfig, CliError> {
         let msg = e.message().to_owned();
         let line = e
             .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         match line {
             Some(l) => CliError(format!("config file {} line {l}: {msg}", path.display())),
             None => CliError(format!("config file {}: {msg}", path.display())),

@@ -1,0 +1,226 @@
+//! The `rumor` command's contract: bad flags exit 2, errors are one line and exit 1, the
+//! config file works and flags override it, and `rumor demo` runs to a summary.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Agent, RUMOR, args, free_ports, loopback_ip, wait_for};
+
+fn rumor(a: &[&str]) -> Output {
+    Command::new(RUMOR).args(a).output().expect("run rumor")
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "status {:?}", out.status);
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    for a in [
+        &["agent", "--no-such-flag"][..],
+        &["members", "--format", "yaml"],
+        &["members", "--status", "sleeping"],
+        &["tags"],
+        &["join"],
+        &["agent", "--tag", "novalue"],
+        &["agent", "--leave-timeout", "soon"],
+        &["demo", "--nodes", "99"],
+        &[],
+    ] {
+        let out = rumor(a);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "rumor {a:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(rumor(&["--help"]).status.success());
+    assert!(rumor(&["--version"]).status.success());
+}
+
+#[test]
+fn errors_are_one_line_with_exit_1() {
+    let ip = loopback_ip();
+    let (_, free_tcp) = free_ports(ip);
+    let rpc = format!("{ip}:{free_tcp}");
+    let err = one_line_error(&rumor(&["members", "--rpc-addr", &rpc]));
+    assert!(err.contains("cannot reach the rumor agent"), "{err}");
+    let err = one_line_error(&rumor(&["agent", "--config", "/nonexistent/rumor.toml"]));
+    assert!(err.contains("cannot read config file"), "{err}");
+    let err = one_line_error(&rumor(&["agent", "--node", "two words"]));
+    assert!(err.contains("--node"), "{err}");
+    let err = one_line_error(&rumor(&[
+        "agent",
+        "--node",
+        "x",
+        "--event-handler",
+        "member-jion=true",
+    ]));
+    assert!(err.contains("member-jion"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "node = \"x\"\nbindd = \"127.0.0.1\"\n").unwrap();
+    let err = one_line_error(&rumor(&["agent", "--config", bad.to_str().unwrap()]));
+    assert!(err.contains("line 2") && err.contains("bindd"), "{err}");
+
+    // A busy port: the agent says which and exits 1.
+    let taken = std::net::UdpSocket::bind((ip, 0)).unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let err = one_line_error(&rumor(&[
+        "agent",
+        "--node",
+        "x",
+        "--bind",
+        &bind,
+        "--rpc-addr",
+        &rpc,
+        "--log-level",
+        "error",
+    ]));
+    assert!(err.contains("cannot bind UDP"), "{err}");
+}
+
+#[test]
+fn config_file_sets_everything_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = loopback_ip();
+    let (gossip, rpc) = free_ports(ip);
+    let config = dir.path().join("rumor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+node = "from-file"
+profile = "local"
+leave_timeout = "2s"
+log_level = "debug"
+[tags]
+role = "backend"
+port = "3000"
+"#
+        ),
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
+    let mut a = Agent::start(
+        dir.path(),
+        "from-flag",
+        format!("{ip}:{gossip}").parse().unwrap(),
+        format!("{ip}:{rpc}").parse().unwrap(),
+        common::Place::Host,
+        &args(&["--config", &config_arg, "--tag", "port=8080"]),
+    );
+    let info = a.info();
+    let local = &info["agent"]["local"];
+    assert_eq!(local["name"], "from-flag");
+    assert_eq!(local["tags"]["role"], "backend");
+    assert_eq!(local["tags"]["port"], "8080");
+    assert!(a.log_text().contains("profile=Local"), "{}", a.log_text());
+    assert!(
+        a.log_text().contains("DEBUG"),
+        "log level from the file is not applied"
+    );
+    // `tags` changes them at run time.
+    let out = a.client(&["tags", "--set", "zone=b", "--delete", "port"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "tags: role=backend,zone=b"
+    );
+    // `leave` over RPC stops the agent with exit 0.
+    let out = a.client(&["leave"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = a
+        .wait_exit(Duration::from_secs(15))
+        .expect("the agent stops after leave");
+    assert!(status.success());
+}
+
+#[test]
+fn monitor_streams_events_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::on_loopback(dir.path(), "a", &[]);
+    let mut monitor = Command::new(RUMOR)
+        .args([
+            "monitor",
+            "--format",
+            "json",
+            "--rpc-addr",
+            &a.rpc.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = wait_for(Duration::from_secs(5), || {
+        Some(Agent::on_loopback(
+            dir.path(),
+            "b",
+            &common::join_args(&[&a]),
+        ))
+    })
+    .unwrap();
+    let out = a.client(&["event", "ping", "hello"]);
+    assert!(out.status.success());
+    // Stopping the agent ends the stream, so the monitor's output can be read whole.
+    assert!(a.client(&["leave"]).status.success());
+    let got = wait_for(Duration::from_secs(15), || monitor.try_wait().unwrap())
+        .expect("monitor ends with the agent");
+    assert!(got.success());
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut monitor.stdout.take().unwrap(), &mut text).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |f: &dyn Fn(&serde_json::Value) -> bool| lines.iter().any(f);
+    assert!(
+        has(&|l| l["event"]["type"] == "member-join" && l["event"]["member"]["name"] == "b"),
+        "{text}"
+    );
+    assert!(
+        has(&|l| l["event"]["type"] == "user" && l["event"]["payload"] == "hello"),
+        "{text}"
+    );
+    assert!(has(&|l| l["event"]["type"] == "leave-complete"), "{text}");
+    assert!(has(&|l| l["log"]["level"] == "INFO"), "{text}");
+    drop(b);
+}
+
+#[test]
+fn demo_runs_to_its_summary() {
+    let out = Command::new(RUMOR)
+        .args(["demo", "--nodes", "4"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("converged in"), "{text}");
+    assert!(
+        text.contains("crash of node-4  marked failed by 3/3 survivors"),
+        "{text}"
+    );
+    assert!(
+        text.contains("leave of node-3  marked left by 2/2 survivors"),
+        "{text}"
+    );
+}
