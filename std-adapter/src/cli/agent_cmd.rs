@@ -4,12 +4,16 @@ use std::future::Future;
 use std::pin::pin;
 
 use rumor_std::handler::Handlers;
+use rumor_std::render::RenderTargets;
 use rumor_std::rpc::RpcServer;
 use rumor_std::{Agent, AgentConfig, Handle, LeaveOutcome, logging, seeds, snapshot};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::settings::Settings;
 use super::{AgentArgs, CliError, runtime};
+
+/// Longest wait for a join before the first render.
+const RENDER_JOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) fn run(args: AgentArgs) -> Result<(), CliError> {
     let settings = Settings::resolve(args)?;
@@ -32,6 +36,10 @@ async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
     let handle = agent.handle();
     // Subscribed before the agent task first runs, so they see its own member-join.
     let handlers = Handlers::start(&handle, s.handlers.clone(), s.handler);
+    // With seeds to join, the first render waits for the join (a little), so a restarted
+    // balancer does not render a cluster of one.
+    let join_grace = (!s.join.is_empty() || s.snapshot.is_some()).then_some(RENDER_JOIN_GRACE);
+    let renders = RenderTargets::start(&handle, s.renders.clone(), join_grace);
 
     let rpc = match RpcServer::bind(
         s.rpc_addr,
@@ -97,6 +105,7 @@ async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
     let _ = stop_rpc.send(());
     let _ = rpc_task.await;
     handlers.join().await;
+    renders.join().await;
     Ok(())
 }
 

@@ -4,6 +4,7 @@ mod agent_cmd;
 mod client_cmds;
 mod demo;
 mod output;
+mod render_cmd;
 mod settings;
 
 use std::path::PathBuf;
@@ -57,6 +58,9 @@ enum Command {
     /// Start a small cluster on loopback, crash a node, make one leave, and show how
     /// fast each was detected.
     Demo(DemoArgs),
+    /// Print what the render targets would render now, from the local agent's members
+    /// (for debugging templates; nothing is written or reloaded).
+    Render(render_cmd::RenderArgs),
 }
 
 /// Runs the parsed command.
@@ -71,6 +75,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Monitor(a) => client_cmds::monitor(a),
         Command::Tags(a) => client_cmds::tags(a),
         Command::Info(a) => client_cmds::info(a),
+        Command::Render(a) => render_cmd::run(a),
     }
 }
 
@@ -154,6 +159,10 @@ pub(crate) struct AgentArgs {
     /// Event handler `[filter,...=]script` (repeatable), run with /bin/sh -c.
     #[arg(long = "event-handler", value_name = "[FILTER=]SCRIPT")]
     pub(crate) event_handlers: Vec<String>,
+    /// Render target (repeatable): the keys of a `[[render]]` section as a TOML inline
+    /// table, e.g. '{ renderer = "haproxy", dest = "/etc/haproxy/haproxy.cfg" }'.
+    #[arg(long = "render", value_name = "SPEC")]
+    pub(crate) renders: Vec<String>,
     /// Kill a handler still running after this long [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) handler_timeout: Option<Duration>,

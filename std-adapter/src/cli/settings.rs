@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rumor_std::handler::{HandlerSettings, HandlerSpec};
 use rumor_std::logging;
+use rumor_std::render::{RenderSpec, Target};
 use rumor_std::rpc::DEFAULT_RPC_ADDR;
 use rumor_std::seeds::DEFAULT_PORT;
 use serde::Deserialize;
@@ -29,6 +30,8 @@ struct FileConfig {
     snapshot: Option<PathBuf>,
     #[serde(default)]
     event_handlers: Vec<String>,
+    #[serde(default)]
+    render: Vec<RenderSpec>,
     handler_timeout: Option<String>,
     coalesce_quiet: Option<String>,
     coalesce_max: Option<String>,
@@ -50,6 +53,7 @@ pub(crate) struct Settings {
     pub(crate) snapshot: Option<PathBuf>,
     pub(crate) handlers: Vec<HandlerSpec>,
     pub(crate) handler: HandlerSettings,
+    pub(crate) renders: Vec<Target>,
     pub(crate) leave_timeout: Duration,
     pub(crate) log_level: LevelFilter,
     pub(crate) rpc_addr: SocketAddr,
@@ -95,6 +99,7 @@ impl Settings {
             .chain(&args.event_handlers)
             .map(|h| HandlerSpec::parse(h).map_err(|e| CliError(format!("--event-handler: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        let renders = render_targets(&file.render, &args.renders)?;
         let defaults = HandlerSettings::default();
         let duration =
             |flag: Option<Duration>, file: Option<String>, key: &str, default: Duration| match (
@@ -157,12 +162,34 @@ impl Settings {
             snapshot: args.snapshot.or(file.snapshot),
             handlers,
             handler,
+            renders,
             leave_timeout,
             log_level,
             rpc_addr,
             rpc_token: args.rpc_token.or(file.rpc_token),
         })
     }
+}
+
+/// The `[[render]]` sections of a config file.
+pub(crate) fn file_render_specs(path: &Path) -> Result<Vec<RenderSpec>, CliError> {
+    read_file(path).map(|f| f.render)
+}
+
+/// Render targets from the file's `[[render]]` sections, then the `--render` flags.
+pub(crate) fn render_targets(
+    file: &[RenderSpec],
+    flags: &[String],
+) -> Result<Vec<Target>, CliError> {
+    let flags = flags
+        .iter()
+        .map(|f| RenderSpec::parse_inline(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError)?;
+    file.iter()
+        .chain(&flags)
+        .map(|spec| spec.to_target().map_err(CliError))
+        .collect()
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, CliError> {
