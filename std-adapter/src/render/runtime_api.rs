@@ -80,6 +80,8 @@ pub struct LiveServer {
     pub maint: bool,
     /// Draining: no new sessions.
     pub drain: bool,
+    /// Up as far as its health checks tell (`srv_op_state` running).
+    pub up: bool,
 }
 
 /// What one [`RuntimeApi::sync_servers`] did.
@@ -276,9 +278,10 @@ fn parse_servers_state(answer: &str) -> Option<Vec<LiveServer>> {
         .split_whitespace()
         .collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
-    let (name, addr, admin, port) = (
+    let (name, addr, op, admin, port) = (
         col("srv_name")?,
         col("srv_addr")?,
+        col("srv_op_state")?,
         col("srv_admin_state")?,
         col("srv_port")?,
     );
@@ -292,6 +295,7 @@ fn parse_servers_state(answer: &str) -> Option<Vec<LiveServer>> {
             port: f.get(port)?.parse().ok()?,
             maint: admin & ADMIN_MAINT != 0,
             drain: admin & ADMIN_DRAIN != 0,
+            up: f.get(op)? == &"2",
         });
     }
     Some(out)
@@ -346,12 +350,24 @@ mod tests {
         let s = parse_servers_state(answer).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(
-            (s[0].name.as_str(), s[0].port, s[0].maint, s[0].drain),
-            ("s1", 18081, true, false)
+            (
+                s[0].name.as_str(),
+                s[0].port,
+                s[0].maint,
+                s[0].drain,
+                s[0].up
+            ),
+            ("s1", 18081, true, false, false)
         );
         assert_eq!(
-            (s[1].name.as_str(), s[1].port, s[1].maint, s[1].drain),
-            ("s2", 18082, false, true)
+            (
+                s[1].name.as_str(),
+                s[1].port,
+                s[1].maint,
+                s[1].drain,
+                s[1].up
+            ),
+            ("s2", 18082, false, true, true)
         );
         assert_eq!(parse_servers_state("Can't find backend.\n"), None);
     }

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use rumor_std::render::{Endpoint, RuntimeApi};
 
 /// A loopback address for this test process: 127.<pid>.<n> keeps parallel test binaries
-/// apart.
+/// apart, and n from 200 up keeps clear of `common::loopback_ip`.
 pub fn loopback_ip() -> Ipv4Addr {
-    static NEXT: AtomicU8 = AtomicU8::new(1);
+    static NEXT: AtomicU8 = AtomicU8::new(200);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     assert!(n < 255, "too many loopback addresses in one test binary");
     let pid = std::process::id();
