@@ -96,8 +96,7 @@ fn config_file_sets_everything_and_flags_override_it() {
     let config = dir.path().join("rumor.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
+        r#"
 node = "from-file"
 profile = "local"
 leave_timeout = "2s"
@@ -105,8 +104,7 @@ log_level = "debug"
 [tags]
 role = "backend"
 port = "3000"
-"#
-        ),
+"#,
     )
     .unwrap();
     let config_arg = config.display().to_string();

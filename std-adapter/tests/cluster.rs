@@ -17,7 +17,7 @@ const DETECT: Duration = Duration::from_secs(60);
 fn loopback_cluster_joins_detects_failure_and_leave_and_rejoins_from_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let a = Agent::on_loopback(dir.path(), "a", &args(&["--tag", "role=balancer"]));
-    let mut backend = |name: &str, extra: &[&str]| {
+    let backend = |name: &str, extra: &[&str]| {
         let mut v = args(&["--tag", "role=backend", "--tag", "port=3000"]);
         v.extend(join_args(&[&a]));
         v.extend(args(extra));

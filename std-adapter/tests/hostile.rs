@@ -13,13 +13,14 @@ use serde_json::Value;
 
 /// Counters of datagrams dropped as invalid (everything but "ignored", which well-formed
 /// traffic can also hit).
-const INVALID: [&str; 6] = [
+const INVALID: [&str; 7] = [
     "dropped_truncated",
     "dropped_oversized",
     "dropped_version",
     "dropped_envelope",
     "dropped_cluster",
     "dropped_malformed",
+    "dropped_unauthenticated",
 ];
 
 fn invalid_drops(info: &Value) -> u64 {

@@ -106,6 +106,7 @@ impl AgentStats {
             ("dropped_cluster", s.dropped_cluster),
             ("dropped_malformed", s.dropped_malformed),
             ("dropped_ignored", s.dropped_ignored),
+            ("dropped_unauthenticated", s.dropped_unauthenticated),
             ("probes", s.probes),
             ("probes_failed", s.probes_failed),
             ("indirect_probes", s.indirect_probes),

@@ -101,14 +101,14 @@ impl Settings {
             .collect::<Result<Vec<_>, _>>()?;
         let renders = render_targets(&file.render, &args.renders)?;
         let defaults = HandlerSettings::default();
-        let duration =
-            |flag: Option<Duration>, file: Option<String>, key: &str, default: Duration| match (
-                flag, file,
-            ) {
-                (Some(d), _) => Ok(d),
-                (None, Some(s)) => parse_duration(&s).map_err(|e| CliError(format!("{key}: {e}"))),
-                (None, None) => Ok(default),
-            };
+        let duration = |flag: Option<Duration>,
+                        file: Option<String>,
+                        key: &str,
+                        default: Duration| match (flag, file) {
+            (Some(d), _) => Ok(d),
+            (None, Some(s)) => parse_duration(&s).map_err(|e| CliError(format!("{key}: {e}"))),
+            (None, None) => Ok(default),
+        };
         let handler = HandlerSettings {
             timeout: duration(
                 args.handler_timeout,
