@@ -9,7 +9,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = AgentConfig::new("web-1", "127.0.0.1:7946".parse()?);
-//! config.tags = rumor_core::Tags::new().with("role", "backend")?;
+//! config.tags = rumor_core::Tags::new().with("role", "backend").map_err(|e| e.to_string())?;
 //! let agent = Agent::start(config).await?;
 //! let handle = agent.handle();
 //! let mut events = handle.events();
