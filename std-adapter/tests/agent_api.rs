@@ -72,12 +72,19 @@ async fn agents_join_share_tags_and_events_then_leave_and_crash() {
     assert_eq!(b_seen.tags["role"], "backend");
     assert_eq!(b_seen.addr, b.local_addr());
 
-    // Tags change at run time and reach the others as an update.
+    // Tags change at run time and reach the others, and b's own handlers, as an update.
+    let mut own_events = hb.events();
     let tags = hb
         .update_tags(vec![("port".into(), "3000".into())], vec![])
         .await
         .unwrap();
     assert_eq!(tags.get("port"), Some("3000"));
+    let own = next_matching(&mut own_events, |e| match e {
+        AgentEvent::MemberUpdate { member } => Some(member.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(own.local && own.name == "b" && own.tags["port"] == "3000");
     let updated = next_matching(&mut ev_a, |e| match e {
         AgentEvent::MemberUpdate { member } if member.name == "b" => Some(member.clone()),
         _ => None,

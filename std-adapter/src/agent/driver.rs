@@ -97,8 +97,14 @@ impl Driver {
         let sleep = tokio::time::sleep_until(self.clock.at(Instant::ZERO));
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
+        // `now` of the last `handle_timeout`, until another input arrives.
+        let mut timed_out_at: Option<Instant> = None;
         loop {
-            let wake = self.next_wake();
+            let wake = match (self.next_wake(), timed_out_at) {
+                // Still due right after a timeout ran: wait a millisecond rather than spin.
+                (Some(w), Some(t)) if w <= t => Some(t + rumor_core::Duration::from_millis(1)),
+                (w, _) => w,
+            };
             if wake != armed {
                 if let Some(t) = wake {
                     sleep.as_mut().reset(self.clock.at(t));
@@ -112,11 +118,12 @@ impl Driver {
                 r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
             };
             let now = self.clock.now();
+            timed_out_at = None;
             match input {
                 Input::Timer => {
                     self.node.handle_timeout(now);
-                    // The deadline normally moves on; if it did not, the sleep has to be
-                    // armed again (it has already fired).
+                    timed_out_at = Some(now);
+                    // The sleep has fired: arm it again even if the deadline is unchanged.
                     armed = None;
                 }
                 Input::Datagram(Ok((len, from))) => {
@@ -142,9 +149,7 @@ impl Driver {
         }
     }
 
-    /// The earliest of the node's deadline and the leave deadline. A deadline that is
-    /// already due right after a timeout is pushed 1 ms out, so a misbehaving deadline
-    /// cannot make the loop spin.
+    /// The earliest of the node's deadline and the leave deadline.
     fn next_wake(&self) -> Option<Instant> {
         let node = self.node.poll_timeout();
         let leave = self.leaving.as_ref().map(|l| l.deadline);
@@ -197,9 +202,15 @@ impl Driver {
             }
             Command::UpdateTags { set, delete, reply } => {
                 let result = updated_tags(self.node.local().tags(), &set, &delete);
-                if let Ok(tags) = &result {
+                if let Ok(tags) = &result
+                    && tags != self.node.local().tags()
+                {
                     self.node.set_tags(now, tags.clone());
                     self.publish_local();
+                    // Peers report the change as an update; so does the agent itself, as
+                    // Serf does, for its own handlers.
+                    let me = MemberInfo::from_member(&self.node.local());
+                    self.publish(AgentEvent::MemberUpdate { member: me });
                 }
                 let _ = reply.send(result);
             }
