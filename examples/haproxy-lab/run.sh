@@ -11,7 +11,7 @@
 #                    77 when network namespaces cannot be created here
 #
 # RUMOR and WEBAPP name the binaries (default: target/release/rumor and
-# target/release/examples/webapp, built with cargo when missing).
+# target/release/rumor-lab-webapp, built with cargo when not given).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -41,10 +41,10 @@ nss+=("$br")
 command -v haproxy >/dev/null || { echo "haproxy is not installed (apt-get install haproxy)" >&2; exit 1; }
 
 if [ -z "${RUMOR:-}" ] || [ -z "${WEBAPP:-}" ]; then
-  (cd "$root" && cargo build --release -q -p rumor-std --bin rumor --example webapp)
+  (cd "$root" && cargo build --release -q -p rumor-std --bin rumor --bin rumor-lab-webapp)
 fi
 RUMOR=${RUMOR:-$root/target/release/rumor}
-WEBAPP=${WEBAPP:-$root/target/release/examples/webapp}
+WEBAPP=${WEBAPP:-$root/target/release/rumor-lab-webapp}
 
 ip -n "$br" link set lo up
 ip -n "$br" link add br0 type bridge

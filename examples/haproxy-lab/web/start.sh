@@ -4,7 +4,7 @@
 # Docker image and by run.sh.
 set -eu
 : "${RUMOR:=rumor}"
-: "${WEBAPP:=webapp}"
+: "${WEBAPP:=rumor-lab-webapp}"
 : "${NODE_NAME:=$(hostname)}"
 : "${JOIN:=ha}"
 : "${PORT:=3000}"

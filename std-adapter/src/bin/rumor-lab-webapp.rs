@@ -1,8 +1,8 @@
-//! The lab's web application, in a few lines of std: answers every `GET` with the node's
+//! The lab's web application (`examples/haproxy-lab`), in a few lines of std: answers every `GET` with the node's
 //! name and address as JSON (and `HEAD` for HAProxy's health checks).
 //!
 //! ```text
-//! webapp [BIND_ADDR] [NAME]      # default 0.0.0.0:3000 and $HOSTNAME
+//! rumor-lab-webapp [BIND_ADDR] [NAME]      # default 0.0.0.0:3000 and $HOSTNAME
 //! ```
 
 use std::io::{Read, Write};
