@@ -277,6 +277,19 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
     assert!(all_serve(frontend, &["web-1", "web-4"]));
     std::thread::sleep(Duration::from_secs(1));
 
+    // `rumor info` counts what happened to the target.
+    let info = ha.info();
+    let counts = &info["render"][cfg.display().to_string()];
+    println!("render target counters (rumor info): {counts}");
+    assert!(counts["render_failures"].as_u64() >= Some(1), "{info}");
+    assert!(counts["check_failures"].as_u64() >= Some(1), "{info}");
+    assert_eq!(counts["reload_failures"].as_u64(), Some(0), "{info}");
+    assert!(counts["applied"].as_u64() >= Some(5), "{info}");
+    assert!(
+        counts["last_error"].is_null(),
+        "cleared by the last success: {info}"
+    );
+
     let phases = traffic.finish();
     println!("\nrequests through HAProxy per phase:");
     print_phases(&phases);

@@ -50,7 +50,7 @@ async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
     )
     .await
     {
-        Ok(rpc) => rpc,
+        Ok(rpc) => rpc.with_render_stats(renders.stats()),
         Err(e) => {
             // Nobody knows this node yet: stopping without a leave is right.
             agent.crash();

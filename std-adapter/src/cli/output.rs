@@ -67,6 +67,14 @@ pub(crate) fn info_text(info: &Info) -> String {
             .collect(),
     ));
     sections.push(("handlers", json_fields(&info.handlers)));
+    if !info.render.is_empty() {
+        let fields = info.render.iter().flat_map(|(dest, counts)| {
+            json_fields(counts)
+                .into_iter()
+                .map(move |(k, v)| (format!("{dest} {k}"), v))
+        });
+        sections.push(("render", fields.collect()));
+    }
     sections.push(("rpc", json_fields(&info.rpc)));
     let mut out = String::new();
     for (title, fields) in sections {

@@ -9,6 +9,7 @@ use crate::event::AgentEvent;
 use crate::handler::HandlerCounts;
 use crate::logging::LogLine;
 use crate::member::MemberInfo;
+use crate::render::RenderCounts;
 
 /// Longest request line accepted, in bytes; a longer one is answered with an error and
 /// the connection is closed.
@@ -121,6 +122,9 @@ pub struct Info {
     pub agent: AgentStats,
     /// Event handler counters.
     pub handlers: HandlerCounts,
+    /// Render target counters, by destination file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub render: BTreeMap<String, RenderCounts>,
     /// RPC counters.
     pub rpc: RpcCounts,
 }

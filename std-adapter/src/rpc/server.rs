@@ -15,6 +15,7 @@ use crate::agent::{AgentStats, Handle};
 use crate::event::AgentEvent;
 use crate::handler::HandlerStats;
 use crate::logging::{self, LogFeed, LogLine};
+use crate::render::RenderStats;
 use crate::seeds;
 
 /// Connections served at once; more are answered with an error and closed.
@@ -65,6 +66,7 @@ struct Shared {
     token: Option<String>,
     logs: Option<LogFeed>,
     handlers: Arc<HandlerStats>,
+    render: Vec<(std::path::PathBuf, Arc<RenderStats>)>,
     stats: RpcStats,
     slots: Semaphore,
 }
@@ -94,10 +96,19 @@ impl RpcServer {
                 token,
                 logs,
                 handlers,
+                render: Vec::new(),
                 stats: RpcStats::default(),
                 slots: Semaphore::new(MAX_CONNECTIONS),
             }),
         })
+    }
+
+    /// Reports these render targets' counters in `info` (call before serving).
+    pub fn with_render_stats(mut self, render: &[(std::path::PathBuf, Arc<RenderStats>)]) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.render = render.to_vec();
+        }
+        self
     }
 
     /// The bound address.
@@ -237,6 +248,11 @@ impl Shared {
                 info: Some(Info {
                     agent,
                     handlers: self.handlers.counts(),
+                    render: self
+                        .render
+                        .iter()
+                        .map(|(dest, s)| (dest.display().to_string(), s.counts()))
+                        .collect(),
                     rpc: self.stats.counts(),
                 }),
                 ..Response::ok()
