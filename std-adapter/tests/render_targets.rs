@@ -1,0 +1,85 @@
+//! Render targets in a running agent (in process, on 127.0.0.1): the first render at
+//! start, a refused check retried with backoff until it passes with no membership change,
+//! and a join rendered after the coalescing window.
+
+use std::time::Duration;
+
+use rumor_core::{Config, Tags};
+use rumor_std::render::{JsonRenderer, RenderTargets, Renderer, Selection, Target};
+use rumor_std::{Agent, AgentConfig};
+
+async fn start(name: &str, tags: Tags) -> Agent {
+    let mut c = AgentConfig::new(name, "127.0.0.1:0".parse().unwrap());
+    c.protocol = Config::local();
+    c.tags = tags;
+    Agent::start(c).await.unwrap()
+}
+
+/// Polls `f` every 50 ms for at most 20 s.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not within 20 s: {what}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_render_is_retried_and_joins_are_rendered() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("members.json");
+    let allow = dir.path().join("allow");
+    let lb = start("lb", Tags::new().with("role", "balancer").unwrap()).await;
+    let target = Target {
+        check: Some(format!("test -e {}", allow.display())),
+        coalesce_quiet: Duration::from_millis(100),
+        coalesce_max: Duration::from_millis(500),
+        ..Target::new(
+            Renderer::Json(JsonRenderer {
+                selection: Selection::backends(),
+            }),
+            &dest,
+        )
+    };
+    let targets = RenderTargets::start(&lb.handle(), vec![target], None);
+    let stats = targets.stats()[0].1.clone();
+
+    // The check refuses the first render: nothing is written, the failure is counted.
+    eventually("a check failure", || stats.counts().check_failures >= 1).await;
+    assert!(!dest.exists());
+    assert!(stats.counts().last_error.unwrap().contains("check failed"));
+
+    // Once the check passes, a retry installs the file with no membership change.
+    std::fs::write(&allow, "").unwrap();
+    eventually("the retried render", || dest.exists()).await;
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "[]\n",
+        "no backend yet"
+    );
+    let counts = stats.counts();
+    assert_eq!((counts.applied, counts.last_error), (1, None));
+
+    // A backend joins: rendered after the quiet period.
+    let web = start(
+        "web-1",
+        Tags::new()
+            .with("role", "backend")
+            .unwrap()
+            .with("port", "3000")
+            .unwrap(),
+    )
+    .await;
+    web.handle().join([lb.local_addr()]).await.unwrap();
+    eventually("web-1 in the file", || {
+        std::fs::read_to_string(&dest).is_ok_and(|t| t.contains("\"web-1\""))
+    })
+    .await;
+    assert_eq!(stats.counts().applied, 2);
+
+    web.shutdown().await;
+    lb.shutdown().await;
+    targets.join().await;
+}
