@@ -222,3 +222,24 @@ fn demo_runs_to_its_summary() {
         "{text}"
     );
 }
+
+#[test]
+fn join_verb_joins_and_reports_a_silent_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::on_loopback(dir.path(), "a", &[]);
+    let b = Agent::on_loopback(dir.path(), "b", &[]);
+    let out = a.client(&["join", &b.gossip.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(said.trim(), format!("joined the cluster via {}", b.gossip));
+    common::expect_status(&[&b], "a", "alive", Duration::from_secs(20));
+    // Nobody listens at this loopback address: an error after the wait, exit 1.
+    let silent = loopback_ip();
+    let (port, _) = free_ports(silent);
+    let err = one_line_error(&a.client(&["join", "--wait", "500ms", &format!("{silent}:{port}")]));
+    assert!(err.contains("no seed answered within 500ms"), "{err}");
+}
