@@ -1,16 +1,25 @@
 //! The embassy-net driver: [`new`] splits a rumor node into a [`Handle`] for the
 //! application and a [`Runner`] to spawn as an embassy task.
 //!
+//! The application owns the node and lends it to the driver, which configures it in place.
+//! Build the node at compile time with [`Node::unconfigured`] in a `static` of its own, and
+//! the [`Resources`] (socket buffers) likewise: neither the node (15 KB for 32 members) nor
+//! the buffers are ever built or moved on the stack.
+//!
 //! ```ignore
-//! static RES: StaticCell<Resources<32, 64>> = StaticCell::new();
+//! static NODE: ConstStaticCell<Node<32, 64>> = ConstStaticCell::new(Node::unconfigured());
+//! static RES: ConstStaticCell<Resources<'static, 32, 64>> = ConstStaticCell::new(Resources::new());
 //! let config = Config::new(Identity::new("board-1", "10.42.0.11:7946".parse()?)?, rumor_core::Config::lan());
-//! let (handle, runner) = rumor_embedded::embassy::new(stack, config, RES.init(Resources::new()), seed)?;
+//! let (handle, runner) = rumor_embedded::embassy::new(stack, config, NODE.take(), RES.take(), seed)?;
 //! spawner.spawn(rumor_task(runner))?; // #[embassy_executor::task] async fn rumor_task(r: Runner<'static, 32, 64>) -> ! { r.run().await }
 //! handle.join("10.42.0.12:7946".parse()?)?;
 //! loop {
 //!     match handle.next_event().await { /* ... */ }
 //! }
 //! ```
+//!
+//! (`StaticCell::init(Resources::new())` or `init(Node::unconfigured())` would build the
+//! value on the stack first and copy it: avoid them on a board.)
 //!
 //! The node sits behind a critical-section mutex, so the handle may live in another task
 //! (or another executor) than the runner. Closures given to [`Handle::with_node`] run inside
@@ -66,32 +75,33 @@ pub enum Error {
     TxBufferTooSmall,
 }
 
-/// Static memory for one node: the node itself, the socket's buffers and a datagram of
-/// scratch space. Put it in a `static` (e.g. with `static_cell`).
+/// Static memory for one node besides the node itself: the socket's buffers, a datagram of
+/// scratch space and what the [`Handle`] and the [`Runner`] share. [`Resources::new`] is a
+/// `const fn` and its value is all zeros, so in a `static` (`static_cell::ConstStaticCell`)
+/// it takes no flash and is never on the stack. `'n` is how long the node is lent for.
 ///
 /// `RX` and `TX` are the socket's receive and transmit payload buffers in bytes. The
 /// defaults hold two and one datagrams of the largest size any peer may send
 /// ([`MAX_DATAGRAM`]); with `Config::small_mtu` on every member, 1024 and 512 suffice.
 pub struct Resources<
+    'n,
     const MEMBERS: usize,
     const UPDATES: usize,
     const RX: usize = { 2 * MAX_DATAGRAM },
     const TX: usize = MAX_DATAGRAM,
 > {
-    rx_meta: [PacketMetadata; QUEUED],
-    tx_meta: [PacketMetadata; QUEUED],
     rx: [u8; RX],
     tx: [u8; TX],
     scratch: [u8; MAX_DATAGRAM],
-    shared: Option<Shared<MEMBERS, UPDATES>>,
+    shared: Option<Shared<'n, MEMBERS, UPDATES>>,
 }
 
-impl<const M: usize, const U: usize, const RX: usize, const TX: usize> Resources<M, U, RX, TX> {
+impl<const M: usize, const U: usize, const RX: usize, const TX: usize>
+    Resources<'_, M, U, RX, TX>
+{
     /// Empty resources.
     pub const fn new() -> Self {
         Resources {
-            rx_meta: [PacketMetadata::EMPTY; QUEUED],
-            tx_meta: [PacketMetadata::EMPTY; QUEUED],
             rx: [0; RX],
             tx: [0; TX],
             scratch: [0; MAX_DATAGRAM],
@@ -101,7 +111,7 @@ impl<const M: usize, const U: usize, const RX: usize, const TX: usize> Resources
 }
 
 impl<const M: usize, const U: usize, const RX: usize, const TX: usize> Default
-    for Resources<M, U, RX, TX>
+    for Resources<'_, M, U, RX, TX>
 {
     fn default() -> Self {
         Self::new()
@@ -109,7 +119,7 @@ impl<const M: usize, const U: usize, const RX: usize, const TX: usize> Default
 }
 
 impl<const M: usize, const U: usize, const RX: usize, const TX: usize> core::fmt::Debug
-    for Resources<M, U, RX, TX>
+    for Resources<'_, M, U, RX, TX>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Resources")
@@ -119,27 +129,31 @@ impl<const M: usize, const U: usize, const RX: usize, const TX: usize> core::fmt
 }
 
 /// What the handle and the runner share.
-struct Shared<const M: usize, const U: usize> {
-    node: Mutex<CriticalSectionRawMutex, RefCell<Node<M, U>>>,
+struct Shared<'n, const M: usize, const U: usize> {
+    node: Mutex<CriticalSectionRawMutex, RefCell<&'n mut Node<M, U>>>,
     /// Woken when the runner has fed the node, so events may be waiting.
     events: AtomicWaker,
     /// Raised by the handle after a command, so the runner sends what it queued.
     kick: Signal<CriticalSectionRawMutex, ()>,
 }
 
-impl<const M: usize, const U: usize> Shared<M, U> {
+impl<const M: usize, const U: usize> Shared<'_, M, U> {
     fn with<R>(&self, f: impl FnOnce(&mut Node<M, U>) -> R) -> R {
         self.node.lock(|node| f(&mut node.borrow_mut()))
     }
 }
 
-/// Starts a node on `stack`: binds a UDP socket to the identity's port and builds the node
-/// in `resources`. `seed` drives the node's random choices; give each board its own (a
-/// hardware RNG, a unique ID).
+/// Starts `node` on `stack`: configures it in place (a fresh start, whatever it held) and
+/// keeps it for the [`Handle`] and the [`Runner`], which binds a UDP socket to the
+/// identity's port. `node` may be [`Node::unconfigured`]: put it in a `static` of its own
+/// (`static_cell::ConstStaticCell`) so that it is never built or moved on the stack.
+/// `seed` drives the node's random choices; give each board its own (a hardware RNG, a
+/// unique ID). On error neither the node nor the resources change.
 pub fn new<'a, const M: usize, const U: usize, const RX: usize, const TX: usize>(
     stack: Stack<'a>,
     config: Config,
-    resources: &'a mut Resources<M, U, RX, TX>,
+    node: &'a mut Node<M, U>,
+    resources: &'a mut Resources<'a, M, U, RX, TX>,
     seed: u64,
 ) -> Result<(Handle<'a, M, U>, Runner<'a, M, U>), Error> {
     if config.protocol.max_datagram > TX {
@@ -149,23 +163,22 @@ pub fn new<'a, const M: usize, const U: usize, const RX: usize, const TX: usize>
     if port == 0 {
         return Err(Error::PortZero);
     }
-    let node = Node::new(config.identity, config.protocol, seed).map_err(Error::Config)?;
+    node.configure(config.identity, config.protocol, seed)
+        .map_err(Error::Config)?;
     let Resources {
-        rx_meta,
-        tx_meta,
         rx,
         tx,
         scratch,
         shared,
     } = resources;
-    let shared: &'a Shared<M, U> = shared.insert(Shared {
+    let shared: &'a Shared<'a, M, U> = shared.insert(Shared {
         node: Mutex::new(RefCell::new(node)),
         events: AtomicWaker::new(),
         kick: Signal::new(),
     });
     let buffers = Buffers {
-        rx_meta,
-        tx_meta,
+        rx_meta: [PacketMetadata::EMPTY; QUEUED],
+        tx_meta: [PacketMetadata::EMPTY; QUEUED],
         rx,
         tx,
     };
@@ -186,7 +199,7 @@ fn now() -> Instant {
 
 /// The application's side of a node: commands, members, events. Cheap to copy.
 pub struct Handle<'a, const M: usize, const U: usize> {
-    shared: &'a Shared<M, U>,
+    shared: &'a Shared<'a, M, U>,
 }
 
 impl<const M: usize, const U: usize> Clone for Handle<'_, M, U> {
@@ -256,10 +269,12 @@ impl<const M: usize, const U: usize> Handle<'_, M, U> {
 /// would otherwise hold up every datagram behind it).
 pub const STALL: Duration = Duration::from_millis(200);
 
-/// The socket's buffers, lent to a fresh socket each time the runner (re)opens it.
+/// The socket's buffers, lent to a fresh socket each time the runner (re)opens it. The
+/// packet metadata (a few words) lives here rather than in [`Resources`]: its empty value is
+/// not all zeros, and would move the whole of `Resources` from .bss to .data.
 struct Buffers<'a> {
-    rx_meta: &'a mut [PacketMetadata],
-    tx_meta: &'a mut [PacketMetadata],
+    rx_meta: [PacketMetadata; QUEUED],
+    tx_meta: [PacketMetadata; QUEUED],
     rx: &'a mut [u8],
     tx: &'a mut [u8],
 }
@@ -286,7 +301,7 @@ impl<const M: usize, const U: usize> Runner<'_, M, U> {
     pub async fn run(mut self) -> ! {
         loop {
             let b = &mut self.buffers;
-            let mut socket = UdpSocket::new(self.stack, b.rx_meta, b.rx, b.tx_meta, b.tx);
+            let mut socket = UdpSocket::new(self.stack, &mut b.rx_meta, b.rx, &mut b.tx_meta, b.tx);
             let bound = socket.bind(self.port);
             debug_assert!(bound.is_ok(), "new() checked the port");
             self.pump.serve(&mut socket).await;
@@ -298,7 +313,7 @@ impl<const M: usize, const U: usize> Runner<'_, M, U> {
 
 /// The node's side of the runner: everything but the socket.
 struct Pump<'a, const M: usize, const U: usize> {
-    shared: &'a Shared<M, U>,
+    shared: &'a Shared<'a, M, U>,
     scratch: &'a mut [u8; MAX_DATAGRAM],
 }
 

@@ -3,17 +3,29 @@
 //! Works with any [`smoltcp::phy::Device`]: the driver only touches its socket in the
 //! application's [`SocketSet`]; the application owns the interface and polls it.
 //!
+//! The driver borrows the node rather than owning it, so the node (15 KB for 32 members)
+//! can live in a `static` built at compile time with [`Node::unconfigured`] and be
+//! [configured](Node::configure) in place: it is never built, moved or copied on the stack.
+//!
 //! ```no_run
+//! use rumor_embedded::rumor_core::{Config, Identity, Node};
 //! use rumor_embedded::smol::Driver;
-//! use rumor_embedded::smoltcp::{iface::{Interface, SocketSet}, phy::Device, time::Instant};
+//! use rumor_embedded::smoltcp::{iface::{Interface, SocketSet}, phy::Device, socket::udp, time::Instant};
+//! use static_cell::ConstStaticCell;
+//!
+//! static NODE: ConstStaticCell<Node<32, 64>> = ConstStaticCell::new(Node::unconfigured());
 //!
 //! fn run(
 //!     iface: &mut Interface,
 //!     device: &mut impl Device,
-//!     sockets: &mut SocketSet<'_>,
-//!     driver: &mut Driver<32, 64>,
+//!     socket: udp::Socket<'static>,
+//!     sockets: &mut SocketSet<'static>,
 //!     clock: impl Fn() -> Instant,
 //! ) {
+//!     let node = NODE.take();
+//!     let me = Identity::new("board-1", "10.42.0.11:7946".parse().unwrap()).unwrap();
+//!     node.configure(me, Config::lan(), 0x5eed).unwrap();
+//!     let mut driver = Driver::new(node, socket, sockets).unwrap();
 //!     loop {
 //!         let now = clock();
 //!         iface.poll(now, device, sockets);
@@ -74,10 +86,10 @@ struct Pending {
 
 /// A rumor node on a smoltcp UDP socket.
 ///
-/// Memory: the node, one datagram of scratch space ([`MAX_DATAGRAM`] bytes) and a few words;
-/// the socket's buffers belong to the application.
-pub struct Driver<const MEMBERS: usize, const UPDATES: usize> {
-    node: Node<MEMBERS, UPDATES>,
+/// Memory: one datagram of scratch space ([`MAX_DATAGRAM`] bytes) and a few words; the
+/// node and the socket's buffers belong to the application, lent for `'n`.
+pub struct Driver<'n, const MEMBERS: usize, const UPDATES: usize> {
+    node: &'n mut Node<MEMBERS, UPDATES>,
     handle: SocketHandle,
     scratch: [u8; MAX_DATAGRAM],
     pending: Option<Pending>,
@@ -85,7 +97,7 @@ pub struct Driver<const MEMBERS: usize, const UPDATES: usize> {
     stats: DriverStats,
 }
 
-impl<const M: usize, const U: usize> core::fmt::Debug for Driver<M, U> {
+impl<const M: usize, const U: usize> core::fmt::Debug for Driver<'_, M, U> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Driver")
             .field("node", &self.node)
@@ -95,17 +107,19 @@ impl<const M: usize, const U: usize> core::fmt::Debug for Driver<M, U> {
     }
 }
 
-impl<const M: usize, const U: usize> Driver<M, U> {
+impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
     /// Binds `socket` to the port of the node's own address, adds it to `sockets` and
-    /// takes ownership of `node`.
+    /// drives `node` from now on.
     ///
-    /// The socket's transmit payload buffer should hold at least one
-    /// `Config::max_datagram`; its receive buffer a few (datagrams from peers using larger
-    /// datagrams than this node are dropped by smoltcp when they do not fit).
-    pub fn new<'a>(
-        node: Node<M, U>,
-        mut socket: udp::Socket<'a>,
-        sockets: &mut SocketSet<'a>,
+    /// `node` must be configured ([`Node::configure`], or built by [`Node::new`]): an
+    /// unconfigured node has port 0, which smoltcp refuses
+    /// ([`BindError::Unaddressable`]). The socket's transmit payload buffer should hold at
+    /// least one `Config::max_datagram`; its receive buffer a few (datagrams from peers
+    /// using larger datagrams than this node are dropped by smoltcp when they do not fit).
+    pub fn new<'s>(
+        node: &'n mut Node<M, U>,
+        mut socket: udp::Socket<'s>,
+        sockets: &mut SocketSet<'s>,
     ) -> Result<Self, BindError> {
         socket.bind(node.local().addr().port())?;
         let handle = sockets.add(socket);
@@ -232,13 +246,13 @@ impl<const M: usize, const U: usize> Driver<M, U> {
 
     /// The node, for its members, stats and rendering.
     pub fn node(&self) -> &Node<M, U> {
-        &self.node
+        self.node
     }
 
     /// The node, for commands (`join`, `leave`, `set_tags`, `send_user_event`). Call
     /// [`Driver::poll`] afterwards so that their datagrams go out.
     pub fn node_mut(&mut self) -> &mut Node<M, U> {
-        &mut self.node
+        self.node
     }
 
     /// The handle of the driver's socket in the application's `SocketSet`. It changes when

@@ -75,7 +75,7 @@ struct Board {
     device: HubPort,
     iface: Interface,
     sockets: SocketSet<'static>,
-    driver: Driver<8, 16>,
+    driver: Driver<'static, 8, 16>,
     events: Vec<Event>,
 }
 
@@ -109,7 +109,9 @@ fn board(i: usize, queues: &Queues, up: &Rc<RefCell<Vec<bool>>>, tx_slots: usize
     );
     let mut sockets = SocketSet::new(Box::leak(Box::new([SocketStorage::EMPTY])) as &mut [_]);
     let id = Identity::new(&format!("board-{i}"), addr(i)).unwrap();
-    let node = Node::new(id, Config::local(), 100 + i as u64).unwrap();
+    // As on a board: an unconfigured node in storage of its own, configured in place.
+    let node: &'static mut Node<8, 16> = Box::leak(Box::new(Node::unconfigured()));
+    node.configure(id, Config::local(), 100 + i as u64).unwrap();
     let driver = Driver::new(node, socket, &mut sockets).unwrap();
     Board {
         device,

@@ -1,5 +1,7 @@
 //! The LAN9118 as a network device for smoltcp ([`smoltcp::phy::Device`]) and for
-//! embassy-net ([`embassy_net_driver::Driver`]): one frame buffer each way.
+//! embassy-net ([`embassy_net_driver::Driver`]): one frame buffer each way, in [`Frames`]
+//! that the board keeps in a `static` (the device itself is moved around at start-up, by
+//! embassy-net into its runner: small, it costs no stack).
 
 use core::task::Context;
 
@@ -15,24 +17,41 @@ pub const MTU: usize = 1514;
 /// Woken by the tick: the chip raises no interrupt, so embassy-net is asked to poll again.
 pub static WAKER: AtomicWaker = AtomicWaker::new();
 
-/// The controller plus a receive and a transmit frame buffer.
+/// A receive and a transmit frame buffer. All zeros: in a `static`, they take no flash.
 #[derive(Debug)]
-pub struct Nic {
-    chip: Lan9118,
-    mac: [u8; 6],
+pub struct Frames {
     rx: [u8; MTU],
     tx: [u8; MTU],
 }
 
-impl Nic {
-    /// Wraps an initialised controller whose address is `mac`.
-    pub const fn new(chip: Lan9118, mac: [u8; 6]) -> Self {
-        Nic {
-            chip,
-            mac,
+impl Frames {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        Frames {
             rx: [0; MTU],
             tx: [0; MTU],
         }
+    }
+}
+
+impl Default for Frames {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The controller and its frame buffers.
+#[derive(Debug)]
+pub struct Nic {
+    chip: Lan9118,
+    mac: [u8; 6],
+    frames: &'static mut Frames,
+}
+
+impl Nic {
+    /// Wraps an initialised controller whose address is `mac`.
+    pub fn new(chip: Lan9118, mac: [u8; 6], frames: &'static mut Frames) -> Self {
+        Nic { chip, mac, frames }
     }
 
     /// The board's MAC address.
@@ -41,12 +60,13 @@ impl Nic {
     }
 
     fn rx_tx(&mut self) -> Option<(Rx<'_>, Tx<'_>)> {
-        let len = self.chip.recv(&mut self.rx)?;
+        let Frames { rx, tx } = &mut *self.frames;
+        let len = self.chip.recv(rx)?;
         Some((
-            Rx(&mut self.rx[..len]),
+            Rx(&mut rx[..len]),
             Tx {
                 chip: &mut self.chip,
-                buf: &mut self.tx,
+                buf: tx,
             },
         ))
     }
@@ -54,7 +74,7 @@ impl Nic {
     fn tx(&mut self) -> Option<Tx<'_>> {
         self.chip.can_send(MTU).then_some(Tx {
             chip: &mut self.chip,
-            buf: &mut self.tx,
+            buf: &mut self.frames.tx,
         })
     }
 }

@@ -14,20 +14,31 @@ use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_time::Timer;
 use rumor_embedded::embassy::{self as rumor, Handle, Resources, Runner};
 use rumor_embedded::embassy_net;
-use rumor_embedded::rumor_core::{Config, Identity};
+use rumor_embedded::rumor_core::{Config, Identity, Node};
 use rumor_firmware::console::{Command, Lines, Uart};
 use rumor_firmware::time_driver::TickDriver;
 use rumor_firmware::{
-    LAN9118_BASE, MEMBERS, UPDATES, args::Args, clock, lan9118::Lan9118, nic::Nic, report, tick,
+    LAN9118_BASE, MEMBERS, UPDATES,
+    args::Args,
+    clock,
+    lan9118::Lan9118,
+    nic::{Frames, Nic},
+    report, tick,
 };
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
 embassy_time_driver::time_driver_impl!(static TIME: TickDriver = TickDriver::new());
 
 static PENDED: AtomicBool = AtomicBool::new(false);
 static EXECUTOR: StaticCell<Executor> = StaticCell::new();
 static NET: StaticCell<StackResources<2>> = StaticCell::new();
-static RUMOR: StaticCell<Resources<MEMBERS, UPDATES>> = StaticCell::new();
+static FRAMES: ConstStaticCell<Frames> = ConstStaticCell::new(Frames::new());
+/// The node, built at compile time; `rumor::new` configures it in place, so it is never on
+/// the stack.
+static NODE: ConstStaticCell<Node<MEMBERS, UPDATES>> = ConstStaticCell::new(Node::unconfigured());
+/// Its socket buffers (all zeros: .bss).
+static RUMOR: ConstStaticCell<Resources<'static, MEMBERS, UPDATES>> =
+    ConstStaticCell::new(Resources::new());
 
 /// The executor's wake-up call: the main loop polls again instead of sleeping.
 #[unsafe(export_name = "__pender")]
@@ -93,7 +104,7 @@ fn start(spawner: Spawner, out: &mut Uart) {
         dns_servers: heapless::Vec::new(),
     });
     let (stack, net_runner) = embassy_net::new(
-        Nic::new(chip, mac),
+        Nic::new(chip, mac, FRAMES.take()),
         net_config,
         NET.init(StackResources::new()),
         seed,
@@ -101,7 +112,7 @@ fn start(spawner: Spawner, out: &mut Uart) {
     let identity =
         Identity::new(&args.name, args.addr()).unwrap_or_else(|_| rumor_firmware::exit(2));
     let config = rumor::Config::new(identity, Config::local());
-    let (handle, runner) = rumor::new(stack, config, RUMOR.init(Resources::new()), seed)
+    let (handle, runner) = rumor::new(stack, config, NODE.take(), RUMOR.take(), seed)
         .unwrap_or_else(|_| rumor_firmware::exit(2));
     for seed in &args.seeds {
         let _ = handle.join(*seed);

@@ -15,16 +15,21 @@ use rumor_embedded::smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 use rumor_embedded::time::from_smoltcp;
 use rumor_firmware::console::{Command, Lines, Uart};
 use rumor_firmware::{
-    LAN9118_BASE, MEMBERS, UPDATES, args::Args, clock, lan9118::Lan9118, nic::Nic, report, tick,
+    LAN9118_BASE, MEMBERS, UPDATES,
+    args::Args,
+    clock,
+    lan9118::Lan9118,
+    nic::{Frames, Nic},
+    report, tick,
 };
-use static_cell::{ConstStaticCell, StaticCell};
+use static_cell::ConstStaticCell;
 
 /// Datagrams the socket queues each way, and payload bytes for them.
 const QUEUED: usize = 4;
 const RX_BYTES: usize = 2 * rumor_embedded::rumor_core::MAX_DATAGRAM;
 const TX_BYTES: usize = rumor_embedded::rumor_core::MAX_DATAGRAM;
 
-static NIC: StaticCell<Nic> = StaticCell::new();
+static FRAMES: ConstStaticCell<Frames> = ConstStaticCell::new(Frames::new());
 static RX_META: ConstStaticCell<[PacketMetadata; QUEUED]> =
     ConstStaticCell::new([PacketMetadata::EMPTY; QUEUED]);
 static TX_META: ConstStaticCell<[PacketMetadata; QUEUED]> =
@@ -33,7 +38,8 @@ static RX: ConstStaticCell<[u8; RX_BYTES]> = ConstStaticCell::new([0; RX_BYTES])
 static TX: ConstStaticCell<[u8; TX_BYTES]> = ConstStaticCell::new([0; TX_BYTES]);
 static SOCKETS: ConstStaticCell<[SocketStorage<'static>; 1]> =
     ConstStaticCell::new([SocketStorage::EMPTY]);
-static DRIVER: StaticCell<Driver<MEMBERS, UPDATES>> = StaticCell::new();
+/// The node, built at compile time and configured in place: never on the stack.
+static NODE: ConstStaticCell<Node<MEMBERS, UPDATES>> = ConstStaticCell::new(Node::unconfigured());
 
 #[exception]
 fn SysTick() {
@@ -61,7 +67,7 @@ fn main() -> ! {
     clock::start(LAN9118_BASE);
     let peripherals = cortex_m::Peripherals::take().unwrap_or_else(|| unreachable!());
     tick::start(peripherals.SYST);
-    let nic = NIC.init(Nic::new(chip, mac));
+    let nic = &mut Nic::new(chip, mac, FRAMES.take());
 
     let hw = HardwareAddress::Ethernet(EthernetAddress(mac));
     let mut iface = Interface::new(IfaceConfig::new(hw), nic, now());
@@ -75,11 +81,11 @@ fn main() -> ! {
     let mut sockets = SocketSet::new(&mut SOCKETS.take()[..]);
     let identity =
         Identity::new(&args.name, args.addr()).unwrap_or_else(|_| rumor_firmware::exit(2));
-    let driver = DRIVER.init_with(|| {
-        let node = Node::new(identity, Config::local(), args.rng_seed(mac))
-            .unwrap_or_else(|_| rumor_firmware::exit(2));
-        Driver::new(node, socket, &mut sockets).unwrap_or_else(|_| rumor_firmware::exit(2))
-    });
+    let node = NODE.take();
+    node.configure(identity, Config::local(), args.rng_seed(mac))
+        .unwrap_or_else(|_| rumor_firmware::exit(2));
+    let mut driver =
+        Driver::new(node, socket, &mut sockets).unwrap_or_else(|_| rumor_firmware::exit(2));
     let start = from_smoltcp(now());
     for seed in &args.seeds {
         let _ = driver.node_mut().join(start, *seed);
