@@ -96,9 +96,7 @@ pub struct Resources<
     shared: Option<Shared<'n, MEMBERS, UPDATES>>,
 }
 
-impl<const M: usize, const U: usize, const RX: usize, const TX: usize>
-    Resources<'_, M, U, RX, TX>
-{
+impl<const M: usize, const U: usize, const RX: usize, const TX: usize> Resources<'_, M, U, RX, TX> {
     /// Empty resources.
     pub const fn new() -> Self {
         Resources {
