@@ -99,7 +99,7 @@ impl std::fmt::Display for AgentError {
         match self {
             AgentError::Bind { addr, source } => write!(f, "cannot bind UDP {addr}: {source}"),
             AgentError::Name(e) => write!(f, "invalid node name: {e}"),
-            AgentError::Config(e) => write!(f, "invalid protocol config: {e:?}"),
+            AgentError::Config(e) => write!(f, "invalid protocol config: {e}"),
             AgentError::NoAdvertiseAddress(why) => {
                 write!(f, "no address to advertise ({why}); pass --advertise")
             }
