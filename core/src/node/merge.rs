@@ -6,7 +6,8 @@
 //! | alive(inc)      | X unknown, or inc > known inc                   | Alive           |
 //! | suspect(inc)    | X alive with inc >= known, or suspect at a lower inc | Suspect    |
 //! | suspect(inc)    | X suspect at the same inc                       | + confirmation  |
-//! | failed(inc)     | X alive or suspect with inc >= known            | Failed          |
+//! | failed(inc)     | X suspect with inc >= known                     | Failed          |
+//! | failed(inc)     | X alive with inc >= known                       | Suspect, shortest timeout |
 //! | left(inc)       | X not left and inc >= known                     | Left            |
 //!
 //! A claim about the local node that contradicts it (suspect, failed, left, or alive with
@@ -244,11 +245,25 @@ impl<const M: usize, const U: usize> Node<M, U> {
         from: u32,
         accuser: Option<u16>,
     ) {
+        self.raise_suspicion(now, i, inc, from, accuser, false);
+    }
+
+    /// [`Self::suspect`]; with `settled`, the suspicion starts at its shortest timeout, as if
+    /// every confirmation had arrived.
+    fn raise_suspicion(
+        &mut self,
+        now: Instant,
+        i: usize,
+        inc: u32,
+        from: u32,
+        accuser: Option<u16>,
+        settled: bool,
+    ) {
         let n = self.live_count();
         let cfg = &self.config;
         let min = min_timeout(cfg.suspicion_mult, n, cfg.probe_interval);
         let k = cfg.suspicion_mult.saturating_sub(2);
-        let k = if n.saturating_sub(2) < usize::from(k) {
+        let k = if settled || n.saturating_sub(2) < usize::from(k) {
             0
         } else {
             k
@@ -288,8 +303,16 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Some(s) = self.table.get(i) else {
             return;
         };
-        if inc >= s.incarnation && s.status.is_live() {
+        if inc < s.incarnation || !s.status.is_live() {
+            return;
+        }
+        if s.status == Status::Suspect {
             self.set_failed(now, i, inc);
+        } else {
+            // News of a failure we never suspected (typically from across a healed
+            // partition): suspect it at the shortest timeout instead, so a live member has
+            // time to refute, and a dead one is declared soon enough.
+            self.raise_suspicion(now, i, inc, 0, None, true);
         }
     }
 

@@ -325,6 +325,43 @@ fn alive(name: &str, incarnation: u32, i: u8) -> Vec<u8> {
     frame(Message::Gossip, &[update])
 }
 
+/// A suspicion and then the failure of `name`, in one datagram.
+fn suspected_then_failed(name: &str, incarnation: u32) -> Vec<u8> {
+    let suspect = Update::Suspect {
+        name,
+        incarnation,
+        from: "n3",
+    };
+    let failed = Update::Failed { name, incarnation };
+    frame(Message::Gossip, &[suspect, failed])
+}
+
+#[test]
+fn news_of_an_unsuspected_failure_is_a_short_suspicion_first() {
+    let mut a = node(1);
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(2), &alive("b", 0, 2)).unwrap();
+    a.handle_datagram(now, addr(2), &alive("c", 0, 3)).unwrap();
+    let failed = |name| {
+        frame(
+            Message::Gossip,
+            &[Update::Failed {
+                name,
+                incarnation: 0,
+            }],
+        )
+    };
+    a.handle_datagram(now, addr(3), &failed("b")).unwrap();
+    a.handle_datagram(now, addr(3), &failed("c")).unwrap();
+    assert_eq!(a.member("b").unwrap().status(), Status::Suspect);
+    // b refutes in time; c does not.
+    a.handle_datagram(now, addr(2), &alive("b", 1, 2)).unwrap();
+    let shortest = crate::suspicion::min_timeout(4, 3, a.config().probe_interval);
+    a.handle_timeout(now + shortest);
+    assert_eq!(a.member("b").unwrap().status(), Status::Alive);
+    assert_eq!(a.member("c").unwrap().status(), Status::Failed);
+}
+
 #[test]
 fn a_full_table_refuses_newcomers_but_keeps_live_members() {
     let mut a: Node<3, 4> =
@@ -344,13 +381,7 @@ fn a_full_table_refuses_newcomers_but_keeps_live_members() {
         .count();
     assert_eq!(refusals, 1, "reported once: {events:?}");
     // A failed member makes room.
-    let failed = frame(
-        Message::Gossip,
-        &[Update::Failed {
-            name: "b",
-            incarnation: 0,
-        }],
-    );
+    let failed = suspected_then_failed("b", 0);
     a.handle_datagram(now, addr(3), &failed).unwrap();
     a.handle_datagram(now, addr(4), &alive("d", 2, 4)).unwrap();
     assert!(a.member("d").is_some());
@@ -363,13 +394,7 @@ fn failed_members_come_back_only_with_a_higher_incarnation_and_are_reaped() {
     let mut a = node(1);
     let now = Instant::from_secs(1);
     a.handle_datagram(now, addr(2), &alive("b", 3, 2)).unwrap();
-    let failed = frame(
-        Message::Gossip,
-        &[Update::Failed {
-            name: "b",
-            incarnation: 3,
-        }],
-    );
+    let failed = suspected_then_failed("b", 3);
     a.handle_datagram(now, addr(3), &failed).unwrap();
     a.handle_datagram(now, addr(2), &alive("b", 3, 2)).unwrap();
     assert_eq!(a.member("b").unwrap().status(), Status::Failed);

@@ -163,24 +163,33 @@ impl<const M: usize, const U: usize> Node<M, U> {
         Some(Transmit { to, len })
     }
 
-    /// Adds queued updates to `enc`, least-sent first; returns how many fit.
+    /// Adds queued updates to `enc`, least-sent first; returns how many fit. Gives up after
+    /// a few updates in a row did not fit: the frame is full, and trying the rest of a long
+    /// queue would cost a serialisation attempt each.
     fn piggyback(&mut self, enc: &mut Encoder<'_>) -> usize {
+        const MISSES: usize = 4;
         if self.queue.is_empty() {
             return 0;
         }
         self.queue.sort();
-        let mut added = 0;
+        let (mut added, mut misses) = (0, 0);
         for i in 0..self.queue.len() {
             let Some(entry) = self.queue.get(i) else {
                 break;
             };
             let fits = match self.update_for(entry.subject) {
                 Some(update) => enc.push(&update),
-                None => false,
+                None => continue,
             };
             if fits {
                 self.queue.sent(i);
                 added += 1;
+                misses = 0;
+            } else {
+                misses += 1;
+                if misses == MISSES {
+                    break;
+                }
             }
         }
         let limit = self.retransmit_limit();
