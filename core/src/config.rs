@@ -99,6 +99,8 @@ impl core::fmt::Display for ConfigError {
     }
 }
 
+impl core::error::Error for ConfigError {}
+
 impl Config {
     /// Memberlist's LAN profile (Serf's default): probe every 1 s with a 500 ms timeout,
     /// 3 indirect checks, suspicion multipliers 4 and 6, gossip every 200 ms to 3 peers,

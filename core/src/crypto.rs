@@ -75,6 +75,8 @@ impl core::fmt::Display for KeyringError {
     }
 }
 
+impl core::error::Error for KeyringError {}
+
 /// One primary key (used to send) and up to three more (accepted on receive).
 ///
 /// Rolling rotation with no downtime: `install` the new key on every node, then `use_key`

@@ -32,6 +32,8 @@ impl core::fmt::Display for NameError {
     }
 }
 
+impl core::error::Error for NameError {}
+
 /// Checks `s` against the rules of [`Name`].
 pub fn validate_name(s: &str) -> Result<(), NameError> {
     if s.is_empty() {

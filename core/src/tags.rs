@@ -45,6 +45,8 @@ impl core::fmt::Display for TagError {
     }
 }
 
+impl core::error::Error for TagError {}
+
 fn check_key(key: &str) -> Result<(), TagError> {
     let ok = !key.is_empty()
         && key.len() <= TAG_KEY_MAX

@@ -52,6 +52,8 @@ impl core::fmt::Display for UserEventError {
     }
 }
 
+impl core::error::Error for UserEventError {}
+
 /// A buffered event: waiting to be delivered locally and/or gossiped.
 #[derive(Clone, Debug)]
 pub(crate) struct Buffered {

@@ -58,6 +58,23 @@ pub enum DropReason {
     Unauthenticated,
 }
 
+impl core::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            DropReason::Truncated => "datagram shorter than a header",
+            DropReason::Oversized => "datagram longer than 1500 bytes",
+            DropReason::Version => "unknown protocol version",
+            DropReason::Envelope => "envelope this node cannot open",
+            DropReason::Cluster => "another cluster's id",
+            DropReason::Malformed => "malformed body or field out of range",
+            DropReason::Ignored => "not for this node",
+            DropReason::Unauthenticated => "failed authentication",
+        })
+    }
+}
+
+impl core::error::Error for DropReason {}
+
 /// A socket address as sent on the wire (postcard has no native form for it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum WireAddr {

@@ -106,6 +106,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return;
         };
         if inc <= s.incarnation {
+            if inc < s.incarnation && !s.status.is_live() {
+                // A stale claim that a departed member is alive: tell the sender otherwise.
+                self.correct(i);
+            }
             return;
         }
         let was_live = s.status.is_live();
@@ -164,6 +168,15 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
         if let Some(i) = self.table.insert(slot) {
             self.broadcast(Subject::Member(i as u16));
+        }
+    }
+
+    /// Gossips what we know of slot `i` again, for a peer whose claim showed it missed it.
+    /// Only when the news is no longer queued, so stale claims cannot reset it forever.
+    fn correct(&mut self, i: usize) {
+        let subject = Subject::Member(i as u16);
+        if !self.queue.contains(subject) {
+            self.broadcast(subject);
         }
     }
 
@@ -272,6 +285,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Some(s) = self.table.get_mut(i) else {
             return;
         };
+        if !s.status.is_live() && inc <= s.incarnation {
+            // The accuser missed that the member left or failed: tell it again.
+            self.correct(i);
+            return;
+        }
         if inc < s.incarnation || !s.status.is_live() {
             return;
         }

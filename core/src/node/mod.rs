@@ -68,6 +68,8 @@ impl core::fmt::Display for JoinError {
     }
 }
 
+impl core::error::Error for JoinError {}
+
 /// Where the node is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -82,6 +84,8 @@ enum Phase {
 #[derive(Debug)]
 struct Join {
     seeds: heapless::Vec<SocketAddr, MAX_SEEDS>,
+    /// The seed the next attempt starts with.
+    next: usize,
     backoff: Duration,
 }
 
@@ -184,6 +188,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             timers: Timers::UNARMED,
             join: Join {
                 seeds: heapless::Vec::new(),
+                next: 0,
                 backoff: config.join_retry_initial,
             },
             config,
@@ -232,6 +237,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.awareness = 0;
         self.timers = Timers::UNARMED;
         self.join.seeds.clear();
+        self.join.next = 0;
         self.join.backoff = config.join_retry_initial;
         self.config = config;
         self.phase = Phase::Running;
@@ -268,6 +274,8 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             .map_err(|_| JoinError::TooManySeeds)?;
         self.join.backoff = self.config.join_retry_initial;
         self.timers.join = Some(now);
+        // Spread our own arrival too, not only through the seed.
+        self.queue.push(Subject::Member(0));
         Ok(())
     }
 

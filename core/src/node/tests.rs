@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::vec::Vec;
 
+use super::transmit::Outgoing;
 use super::*;
 use crate::wire::{DropReason, Encoder, Message, Update, WireAddr};
 
@@ -572,4 +573,86 @@ fn small_mtu_profile_keeps_every_datagram_within_512_bytes() {
         net.sent.iter().any(|b| b.len() > 400),
         "chunks fill the datagram"
     );
+}
+
+#[test]
+fn every_seed_gets_its_turn() {
+    let mut a = node(1);
+    for i in 2..10 {
+        a.join(Instant::ZERO, addr(i)).unwrap();
+    }
+    assert_eq!(
+        a.join(Instant::ZERO, addr(10)),
+        Err(JoinError::TooManySeeds)
+    );
+    let mut contacted = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 1500];
+    let mut now = Instant::ZERO;
+    // Two join attempts: at once, and after the first backoff.
+    for _ in 0..100 {
+        if now > Instant::ZERO + a.config().join_retry_initial {
+            break;
+        }
+        a.handle_timeout(now);
+        while let Some(t) = a.poll_transmit(now, &mut buf) {
+            if matches!(
+                crate::wire::decode(&buf[..t.len], 0).unwrap().message,
+                Message::Sync { .. }
+            ) {
+                contacted.insert(t.to);
+            }
+        }
+        now = a.poll_timeout().unwrap().max(now);
+    }
+    assert_eq!(contacted.len(), 8, "{contacted:?}");
+    assert_eq!(a.stats().outbox_full, 0);
+}
+
+#[test]
+fn a_stale_accusation_of_a_departed_member_is_corrected() {
+    let mut a = node(1);
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(2), &alive("b", 0, 2)).unwrap();
+    let left = frame(
+        Message::Gossip,
+        &[Update::Left {
+            name: "b",
+            incarnation: 1,
+        }],
+    );
+    a.handle_datagram(now, addr(3), &left).unwrap();
+    // Let the Left news retire from the queue.
+    let mut buf = [0u8; 1500];
+    for _ in 0..64 {
+        a.send(Outgoing::Gossip { to: addr(3) });
+        while a.poll_transmit(now, &mut buf).is_some() {}
+    }
+    assert!(
+        !a.queue
+            .contains(Subject::Member(a.find("b").unwrap() as u16))
+    );
+    // Node 3 missed it and suspects b: the answer carries the Left again.
+    let stale = frame(
+        Message::Ping {
+            seq: 5,
+            target: "n1",
+            suspected: None,
+        },
+        &[Update::Suspect {
+            name: "b",
+            incarnation: 0,
+            from: "n3",
+        }],
+    );
+    a.handle_datagram(now, addr(3), &stale).unwrap();
+    let t = a.poll_transmit(now, &mut buf).unwrap();
+    let reply = crate::wire::decode(&buf[..t.len], 0).unwrap();
+    assert!(reply.updates().any(|u| matches!(
+        u,
+        Update::Left {
+            name: "b",
+            incarnation: 1
+        }
+    )));
+    assert_eq!(a.member("b").unwrap().status(), Status::Left);
 }

@@ -430,10 +430,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.timers.join = None;
             return;
         }
-        let seeds = self.join.seeds.clone();
-        for to in seeds {
+        // As many seeds as push-pull sessions fit, rotating, so every seed gets its turn.
+        let n = self.join.seeds.len();
+        for k in 0..n.min(super::SYNCS) {
+            let to = self.join.seeds[(self.join.next + k) % n];
             self.start_sync(to, SyncSession::request(to, true));
         }
+        self.join.next = (self.join.next + super::SYNCS) % n;
         self.timers.join = Some(now + self.join.backoff);
         self.join.backoff = (self.join.backoff.saturating_mul(2)).min(self.config.join_retry_max);
     }
