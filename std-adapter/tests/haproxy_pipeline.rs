@@ -353,7 +353,11 @@ fn haproxy_failed_reload_restores_the_previous_file() {
     assert_live_untouched(&lab, &haproxy, &before, worker);
     assert!(served_by_all(lab.frontend, &["web-1"]));
     assert_eq!(stats.counts().reload_failures, 1);
-    assert!(haproxy.log_text().contains("no-such-keyword"));
+    assert!(
+        haproxy.log_mentions("no-such-keyword"),
+        "{}",
+        haproxy.log_text()
+    );
 }
 
 /// The live file is the one from before, no staged file is left, the worker is the same.
