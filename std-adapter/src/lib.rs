@@ -28,8 +28,10 @@
 //! up to [`MEMBER_CAPACITY`] members, itself included.
 
 pub mod agent;
+pub mod atomic_file;
 pub mod event;
 pub mod handler;
+pub mod keyring;
 pub mod logging;
 pub mod member;
 pub mod render;
@@ -39,7 +41,7 @@ pub mod snapshot;
 
 pub use agent::{
     Agent, AgentConfig, AgentError, AgentNode, AgentStats, EventStream, Handle, HandleError,
-    LeaveOutcome, MEMBER_CAPACITY, UPDATE_CAPACITY,
+    KeyChange, KeyringChangeError, KeyringView, LeaveOutcome, MEMBER_CAPACITY, UPDATE_CAPACITY,
 };
 pub use event::{AgentEvent, UserEventInfo};
 pub use member::{MemberInfo, parse_status, parse_tag_arg, tags_from_map, tags_to_map};

@@ -5,7 +5,6 @@
 //! written to a temporary file in the same directory, flushed to disk, then renamed over
 //! the old one: a crash leaves either the old or the new snapshot, never half of one.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use rumor_core::Status;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::Handle;
+use crate::atomic_file;
 
 /// Format version written in every snapshot.
 const VERSION: u32 = 1;
@@ -106,39 +106,11 @@ pub fn load(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     Ok(Some(snap))
 }
 
-/// Writes `snap` to `path` atomically: temporary file, fsync, rename, fsync of the
-/// directory.
+/// Writes `snap` to `path` atomically (see [`atomic_file::write`]).
 pub fn save(path: &Path, snap: &Snapshot) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "snapshot path has no file name",
-        )
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, snap)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable; not every file system allows this, which is fine.
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut bytes = serde_json::to_vec_pretty(snap)?;
+    bytes.push(b'\n');
+    atomic_file::write(path, &bytes, 0o666)
 }
 
 /// Builds the snapshot of what `handle`'s agent knows now.

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::AgentNode;
 use super::clock::Clock;
 use super::handle::{AgentStats, Command, LeaveOutcome};
+use super::keys::KeyStore;
 use crate::event::{AgentEvent, UserEventInfo};
 use crate::member::MemberInfo;
 
@@ -53,6 +54,7 @@ pub(crate) struct Driver {
     local: watch::Sender<MemberInfo>,
     counters: Arc<DriverCounters>,
     leave_timeout: Duration,
+    keys: KeyStore,
     leaving: Option<Leaving>,
     /// Set when the leave has been gossiped: the loop ends.
     left: bool,
@@ -81,12 +83,19 @@ impl Driver {
             local,
             counters,
             leave_timeout,
+            keys: KeyStore::default(),
             leaving: None,
             left: false,
             known: HashMap::new(),
             recv_buf: vec![0; RECV_BUFFER],
             send_buf: vec![0; MAX_DATAGRAM],
         }
+    }
+
+    /// Saves keyring changes with `keys` (by default they are not saved).
+    pub(crate) fn with_key_store(mut self, keys: KeyStore) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Runs until the leave is complete (or timed out), or every handle is gone.
@@ -217,6 +226,9 @@ impl Driver {
             Command::Stats(reply) => {
                 let _ = reply.send(self.stats(now));
             }
+            Command::Keyring { change, reply } => {
+                let _ = reply.send(self.keys.apply(self.node.keyring_mut(), change));
+            }
         }
     }
 
@@ -229,6 +241,7 @@ impl Driver {
             protocol: AgentStats::protocol_counters(s),
             send_errors: self.counters.send_errors.load(Ordering::Relaxed),
             recv_errors: self.counters.recv_errors.load(Ordering::Relaxed),
+            keys: self.node.keyring().map_or(0, |k| k.keys().count()),
             uptime_ms: now.as_millis(),
         }
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::driver::DriverCounters;
+use super::keys::{KeyChange, KeyringChangeError, KeyringView};
 use crate::event::AgentEvent;
 use crate::member::MemberInfo;
 
@@ -31,6 +32,10 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Tags, TagError>>,
     },
     Stats(oneshot::Sender<AgentStats>),
+    Keyring {
+        change: KeyChange,
+        reply: oneshot::Sender<Result<KeyringView, KeyringChangeError>>,
+    },
 }
 
 /// How a graceful leave ended.
@@ -56,6 +61,8 @@ pub enum HandleError {
     UserEvent(UserEventError),
     /// The tags were refused.
     Tags(TagError),
+    /// The keyring change was refused.
+    Keyring(KeyringChangeError),
 }
 
 impl std::fmt::Display for HandleError {
@@ -65,6 +72,7 @@ impl std::fmt::Display for HandleError {
             HandleError::Join(e) => write!(f, "join refused: {e}"),
             HandleError::UserEvent(e) => write!(f, "user event refused: {e}"),
             HandleError::Tags(e) => write!(f, "tags refused: {e}"),
+            HandleError::Keyring(e) => write!(f, "keyring change refused: {e}"),
         }
     }
 }
@@ -86,6 +94,9 @@ pub struct AgentStats {
     pub send_errors: u64,
     /// Socket receives that failed.
     pub recv_errors: u64,
+    /// Keys in the keyring; 0 when encryption is off.
+    #[serde(default)]
+    pub keys: usize,
     /// Milliseconds since the agent started.
     pub uptime_ms: u64,
 }
@@ -265,6 +276,14 @@ impl Handle {
     /// Counters and identity.
     pub async fn stats(&self) -> Result<AgentStats, HandleError> {
         self.ask(Command::Stats).await
+    }
+
+    /// Lists or changes the keyring (see [`KeyChange`]). A change is saved to the keyring
+    /// file, when the agent has one, before it takes effect; on any error nothing changes.
+    pub async fn keyring(&self, change: KeyChange) -> Result<KeyringView, HandleError> {
+        self.ask(|reply| Command::Keyring { change, reply })
+            .await?
+            .map_err(HandleError::Keyring)
     }
 
     /// True until the agent stops.

@@ -5,20 +5,24 @@ mod address;
 mod clock;
 mod driver;
 mod handle;
+mod keys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumor_core::{Config, ConfigError, Identity, NameError, Node, Tags};
+use rumor_core::{Config, ConfigError, Identity, Keyring, NameError, Node, Tags};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use self::address::advertise_address;
 pub use self::handle::{AgentStats, EventStream, Handle, HandleError, LeaveOutcome};
+pub use self::keys::{KeyChange, KeyringChangeError, KeyringView};
 
 use self::driver::{Driver, DriverCounters};
+use self::keys::KeyStore;
+use crate::keyring::KeyringFile;
 use crate::member::MemberInfo;
 
 /// Member table capacity of an agent, itself included: a cluster of up to 512 members.
@@ -57,6 +61,12 @@ pub struct AgentConfig {
     pub leave_timeout: Duration,
     /// Seed of the node's random choices; `None` draws one from the OS.
     pub seed: Option<u64>,
+    /// Authenticated encryption: every datagram is sealed with the keyring's primary key
+    /// and only datagrams that open with one of its keys are accepted. `None`: plaintext.
+    pub keyring: Option<Keyring>,
+    /// Where keyring changes ([`Handle::keyring`]) are saved before they take effect.
+    /// `None`: they last until the agent stops.
+    pub keyring_file: Option<KeyringFile>,
 }
 
 impl AgentConfig {
@@ -70,6 +80,8 @@ impl AgentConfig {
             protocol: Config::lan(),
             leave_timeout: Duration::from_secs(5),
             seed: None,
+            keyring: None,
+            keyring_file: None,
         }
     }
 }
@@ -121,7 +133,8 @@ pub struct Agent {
 
 impl Agent {
     /// Binds the socket, builds the node and starts driving it on the current tokio
-    /// runtime. The agent reports its own `member-join` first, as Serf does.
+    /// runtime. The agent reports its own `member-join` first, as Serf does. With a
+    /// keyring, the node gets fresh entropy from the OS for its nonces at every start.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
         let socket = UdpSocket::bind(config.bind)
             .await
@@ -135,7 +148,12 @@ impl Agent {
             .map_err(AgentError::Name)?
             .with_tags(config.tags.clone());
         let seed = config.seed.unwrap_or_else(random_seed);
-        let node = build_node(identity, config.protocol.clone(), seed)?;
+        let mut node = build_node(identity, config.protocol.clone(), seed)?;
+        let encrypted = config.keyring.is_some();
+        if let Some(keyring) = config.keyring.clone() {
+            let entropy = crate::keyring::entropy().map_err(AgentError::Io)?;
+            node.set_keyring(keyring, entropy);
+        }
 
         let local = MemberInfo::from_member(&node.local());
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
@@ -156,10 +174,11 @@ impl Agent {
             local_tx,
             counters,
             config.leave_timeout,
-        );
+        )
+        .with_key_store(KeyStore::new(config.keyring_file.clone()));
         let span = tracing::info_span!("agent", name = %config.name);
         span.in_scope(|| {
-            tracing::info!(bind = %bound, advertise = %advertise, "agent started");
+            tracing::info!(bind = %bound, advertise = %advertise, encrypted, "agent started");
             tracing::debug!(protocol = ?config.protocol, capacity = MEMBER_CAPACITY, "protocol settings");
         });
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));

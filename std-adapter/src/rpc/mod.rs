@@ -9,7 +9,10 @@ mod protocol;
 mod server;
 
 pub use client::{ClientError, RpcClient};
-pub use protocol::{Info, MAX_LINE, Request, Response, RpcCommand, RpcCounts, StreamItem};
+pub use protocol::{
+    Info, KeyOp, KeyText, KeyringInfo, MAX_LINE, Request, Response, RpcCommand, RpcCounts,
+    StreamItem,
+};
 pub use server::{DRAIN_TIMEOUT, RpcServer, RpcStats};
 
 /// The default RPC address, as Serf's.

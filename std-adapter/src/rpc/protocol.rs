@@ -62,12 +62,80 @@ pub enum RpcCommand {
     },
     /// Counters and identity.
     Info,
+    /// List or change the keyring: `op` is `list`, `install`, `use` or `remove`; every op
+    /// but `list` takes a `key` (base64). Changes are saved to the keyring file.
+    Keys {
+        /// What to do.
+        op: KeyOp,
+        /// The key, in base64.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<KeyText>,
+    },
     /// Stream events and log lines at `log_level` (default `info`) or more severe.
     Monitor {
         /// `trace`, `debug`, `info`, `warn` or `error`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         log_level: Option<String>,
     },
+}
+
+/// The operation of a `keys` request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyOp {
+    /// Report the keys.
+    List,
+    /// Accept a key on receive too.
+    Install,
+    /// Seal with an installed key from now on.
+    Use,
+    /// Stop accepting a key.
+    Remove,
+}
+
+impl KeyOp {
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyOp::List => "list",
+            KeyOp::Install => "install",
+            KeyOp::Use => "use",
+            KeyOp::Remove => "remove",
+        }
+    }
+}
+
+/// A key as base64 text in a request. Its `Debug` output never shows the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyText(pub String);
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(..)")
+    }
+}
+
+/// Answer to `keys`: the keyring after the change.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyringInfo {
+    /// The key that seals outgoing datagrams (base64).
+    pub primary: String,
+    /// Every key accepted on receive, the primary first (base64).
+    pub keys: Vec<String>,
+    /// Where the keyring is saved; absent when the agent has no keyring file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl std::fmt::Debug for KeyringInfo {
+    /// Shows how many keys, never the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringInfo")
+            .field("keys", &self.keys.len())
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One answer: `{"ok": true, ...}` or `{"ok": false, "error": "..."}`. Only the fields
@@ -94,6 +162,9 @@ pub struct Response {
     /// `info`: counters and identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<Info>,
+    /// `keys`: the keyring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<KeyringInfo>,
 }
 
 impl Response {
@@ -173,6 +244,34 @@ mod tests {
         })
         .unwrap();
         assert_eq!(json, r#"{"cmd":"event","name":"deploy","payload":"v2"}"#);
+    }
+
+    #[test]
+    fn encrypt_keys_requests_name_their_op() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"keys","op":"list"}"#).unwrap();
+        assert_eq!(
+            r.command,
+            RpcCommand::Keys {
+                op: KeyOp::List,
+                key: None
+            }
+        );
+        let r: Request = serde_json::from_str(r#"{"cmd":"keys","op":"use","key":"AAAA"}"#).unwrap();
+        assert!(matches!(
+            r.command,
+            RpcCommand::Keys {
+                op: KeyOp::Use,
+                key: Some(_)
+            }
+        ));
+        assert!(!format!("{r:?}").contains("AAAA"));
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"keys","op":"rotate"}"#).is_err());
+        let info = KeyringInfo {
+            primary: "c2VjcmV0".into(),
+            keys: vec!["c2VjcmV0".into()],
+            file: None,
+        };
+        assert!(!format!("{info:?}").contains("c2VjcmV0"));
     }
 
     #[test]

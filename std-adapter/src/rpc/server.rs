@@ -10,10 +10,14 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast};
 
-use super::protocol::{Info, MAX_LINE, Request, Response, RpcCommand, RpcCounts, StreamItem};
-use crate::agent::{AgentStats, Handle};
+use super::protocol::{
+    Info, KeyOp, KeyText, KeyringInfo, MAX_LINE, Request, Response, RpcCommand, RpcCounts,
+    StreamItem,
+};
+use crate::agent::{AgentStats, Handle, KeyChange};
 use crate::event::AgentEvent;
 use crate::handler::HandlerStats;
+use crate::keyring;
 use crate::logging::{self, LogFeed, LogLine};
 use crate::render::RenderStats;
 use crate::seeds;
@@ -257,9 +261,31 @@ impl Shared {
                 }),
                 ..Response::ok()
             }),
+            RpcCommand::Keys { op, key } => return self.keys(op, key).await,
             RpcCommand::Monitor { .. } => unreachable!("handled by the connection"),
         };
         result.unwrap_or_else(|e| Response::error(e.to_string()))
+    }
+
+    async fn keys(&self, op: KeyOp, key: Option<KeyText>) -> Response {
+        let change = match key_change(op, key) {
+            Ok(c) => c,
+            Err(e) => return Response::error(e),
+        };
+        match self.handle.keyring(change).await {
+            Ok(view) => {
+                let keys: Vec<String> = view.keys.iter().map(keyring::encode_key).collect();
+                Response {
+                    keyring: Some(KeyringInfo {
+                        primary: keys.first().cloned().unwrap_or_default(),
+                        keys,
+                        file: view.file.map(|p| p.display().to_string()),
+                    }),
+                    ..Response::ok()
+                }
+            }
+            Err(e) => Response::error(e.to_string()),
+        }
     }
 
     async fn join(&self, addrs: Vec<String>, wait: Duration) -> Response {
@@ -368,6 +394,20 @@ async fn next_log(logs: &mut Option<broadcast::Receiver<LogLine>>) -> Option<Log
             Err(broadcast::error::RecvError::Closed) => return None,
         }
     }
+}
+
+/// The change a `keys` request asks for, or why it is invalid.
+fn key_change(op: KeyOp, key: Option<KeyText>) -> Result<KeyChange, String> {
+    let parse = |key: Option<KeyText>| {
+        let text = key.ok_or_else(|| format!("keys {} needs a key", op.as_str()))?;
+        keyring::parse_key(&text.0).map_err(|e| format!("invalid key: {e}"))
+    };
+    Ok(match op {
+        KeyOp::List => KeyChange::List,
+        KeyOp::Install => KeyChange::Install(parse(key)?),
+        KeyOp::Use => KeyChange::Use(parse(key)?),
+        KeyOp::Remove => KeyChange::Remove(parse(key)?),
+    })
 }
 
 /// Reads one line of at most [`MAX_LINE`] bytes (without its newline).
