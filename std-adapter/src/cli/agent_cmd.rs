@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::pin::pin;
 
+use rumor_core::Keyring;
 use rumor_std::handler::Handlers;
+use rumor_std::keyring::{KeyringFile, Startup};
 use rumor_std::render::RenderTargets;
 use rumor_std::rpc::RpcServer;
 use rumor_std::{Agent, AgentConfig, Handle, LeaveOutcome, logging, seeds, snapshot};
@@ -32,6 +34,7 @@ async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
         rumor_std::tags_from_map(&s.tags).map_err(|e| CliError(format!("invalid tags: {e}")))?;
     config.protocol = s.profile.config();
     config.leave_timeout = s.leave_timeout;
+    (config.keyring, config.keyring_file) = startup_keyring(&s)?;
     let agent = Agent::start(config).await?;
     let handle = agent.handle();
     // Subscribed before the agent task first runs, so they see its own member-join.
@@ -132,6 +135,33 @@ async fn rejoin_from_snapshot(handle: &Handle, s: &Settings) {
         }
     }
     tokio::spawn(snapshot::keep_saved(handle.clone(), path));
+}
+
+/// The keyring to start with, and the file that keeps it: the keyring file's keys (the
+/// file is created from `--encrypt` when missing), or only `--encrypt`'s key, or none.
+fn startup_keyring(s: &Settings) -> Result<(Option<Keyring>, Option<KeyringFile>), CliError> {
+    let Some(path) = &s.keyring_file else {
+        return Ok((s.encrypt.clone().map(Keyring::new), None));
+    };
+    let file = KeyringFile::new(path);
+    let (keyring, startup) = file.open_or_create(s.encrypt.as_ref())?;
+    let shown = path.display();
+    match startup {
+        Startup::Created => tracing::info!(path = %shown, "keyring file created from --encrypt"),
+        Startup::Loaded {
+            given_key_ignored,
+            too_open,
+        } => {
+            tracing::info!(path = %shown, keys = keyring.keys().count(), "keyring file loaded");
+            if given_key_ignored {
+                tracing::warn!(path = %shown, "the --encrypt key is not in the keyring file, which wins: the key is ignored");
+            }
+            if let Some(mode) = too_open {
+                tracing::warn!(path = %shown, mode = format_args!("{mode:o}"), "others may read the keyring file: chmod 600 it");
+            }
+        }
+    }
+    Ok((Some(keyring), Some(file)))
 }
 
 /// The output of `a`, or `None` if `b` finishes first.

@@ -25,7 +25,10 @@ where
         .map_err(CliError::from)
 }
 
-fn call(rpc: &RpcArgs, command: RpcCommand) -> Result<rumor_std::rpc::Response, CliError> {
+pub(crate) fn call(
+    rpc: &RpcArgs,
+    command: RpcCommand,
+) -> Result<rumor_std::rpc::Response, CliError> {
     with_client(rpc, |mut c| async move { c.call(command).await })
 }
 

@@ -3,6 +3,7 @@
 mod agent_cmd;
 mod client_cmds;
 mod demo;
+mod keys_cmd;
 mod output;
 mod render_cmd;
 mod settings;
@@ -55,6 +56,11 @@ enum Command {
     Tags(TagsArgs),
     /// Show the local agent's identity and counters.
     Info(InfoArgs),
+    /// Print a new encryption key (base64, from the OS random number generator).
+    Keygen,
+    /// List or change the local agent's encryption keys (see docs/OPERATIONS.md for a
+    /// rolling rotation).
+    Keys(KeysArgs),
     /// Start a small cluster on loopback, crash a node, make one leave, and show how
     /// fast each was detected.
     Demo(DemoArgs),
@@ -75,6 +81,8 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Monitor(a) => client_cmds::monitor(a),
         Command::Tags(a) => client_cmds::tags(a),
         Command::Info(a) => client_cmds::info(a),
+        Command::Keygen => keys_cmd::keygen(),
+        Command::Keys(a) => keys_cmd::keys(a),
         Command::Render(a) => render_cmd::run(a),
     }
 }
@@ -189,6 +197,19 @@ pub(crate) struct AgentArgs {
         hide_env_values = true
     )]
     pub(crate) rpc_token: Option<String>,
+    /// Encrypt and authenticate gossip with this key (base64 of 32 bytes: `rumor keygen`).
+    /// With --keyring-file, it only creates the file when there is none.
+    #[arg(
+        long,
+        env = "RUMOR_ENCRYPT",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(crate) encrypt: Option<String>,
+    /// Keyring file (JSON, mode 0600): read at start, created from --encrypt if missing,
+    /// saved on every `rumor keys` change so a restarted agent keeps its keys.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) keyring_file: Option<PathBuf>,
 }
 
 /// `rumor members` flags.
@@ -265,6 +286,29 @@ pub(crate) struct InfoArgs {
     #[command(flatten)]
     pub(crate) rpc: RpcArgs,
     /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+/// `rumor keys` flags: exactly one of the operations.
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("op").required(true).args(["list", "install", "use_key", "remove"]))]
+pub(crate) struct KeysArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcArgs,
+    /// Show every key (base64), the primary marked.
+    #[arg(long)]
+    pub(crate) list: bool,
+    /// Accept this key on receive too.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) install: Option<String>,
+    /// Seal with this installed key from now on.
+    #[arg(long = "use", value_name = "KEY")]
+    pub(crate) use_key: Option<String>,
+    /// Stop accepting this key (it must not be the primary).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) remove: Option<String>,
+    /// Output format of the keyring.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) format: Format,
 }

@@ -45,6 +45,7 @@ pub(crate) fn info_text(info: &Info) -> String {
             humantime::format_duration(std::time::Duration::from_secs(a.uptime_ms / 1000))
                 .to_string(),
         ),
+        ("encryption", encryption(a.keys)),
         ("send_errors", a.send_errors.to_string()),
         ("recv_errors", a.recv_errors.to_string()),
     ]
@@ -84,6 +85,15 @@ pub(crate) fn info_text(info: &Info) -> String {
         }
     }
     out
+}
+
+/// `off`, or `on (N keys)`.
+fn encryption(keys: usize) -> String {
+    match keys {
+        0 => "off".into(),
+        1 => "on (1 key)".into(),
+        n => format!("on ({n} keys)"),
+    }
 }
 
 /// The fields of a flat serialisable struct, by name.

@@ -5,7 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rumor_core::Key;
 use rumor_std::handler::{HandlerSettings, HandlerSpec};
+use rumor_std::keyring::parse_key;
 use rumor_std::logging;
 use rumor_std::render::{RenderSpec, Target};
 use rumor_std::rpc::DEFAULT_RPC_ADDR;
@@ -39,6 +41,8 @@ struct FileConfig {
     log_level: Option<String>,
     rpc_addr: Option<String>,
     rpc_token: Option<String>,
+    encrypt: Option<String>,
+    keyring_file: Option<PathBuf>,
 }
 
 /// Everything `rumor agent` needs, resolved and checked.
@@ -58,6 +62,9 @@ pub(crate) struct Settings {
     pub(crate) log_level: LevelFilter,
     pub(crate) rpc_addr: SocketAddr,
     pub(crate) rpc_token: Option<String>,
+    /// `--encrypt`: the key to encrypt with, or to create the keyring file from.
+    pub(crate) encrypt: Option<Key>,
+    pub(crate) keyring_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -152,6 +159,13 @@ impl Settings {
         let rpc_addr = rpc_addr
             .parse()
             .map_err(|_| CliError(format!("rpc address `{rpc_addr}` is not IP:PORT")))?;
+        let encrypt = match (args.encrypt, file.encrypt) {
+            (Some(k), _) => Some(parse_key(&k).map_err(|e| CliError(format!("--encrypt: {e}")))?),
+            (None, Some(k)) => {
+                Some(parse_key(&k).map_err(|e| CliError(format!("config file encrypt: {e}")))?)
+            }
+            (None, None) => None,
+        };
         Ok(Settings {
             name,
             bind,
@@ -167,6 +181,8 @@ impl Settings {
             log_level,
             rpc_addr,
             rpc_token: args.rpc_token.or(file.rpc_token),
+            encrypt,
+            keyring_file: args.keyring_file.or(file.keyring_file),
         })
     }
 }
@@ -323,5 +339,30 @@ mod tests {
         .unwrap_err()
         .0;
         assert!(e.contains("invalid tags"), "{e}");
+    }
+
+    #[test]
+    fn encrypt_settings_come_from_flags_or_the_file() {
+        let key = rumor_std::keyring::generate_key().unwrap();
+        let text = rumor_std::keyring::encode_key(&key);
+        let s = with_file(
+            &format!("encrypt = \"{text}\"\nkeyring_file = \"/var/lib/rumor/keyring.json\"\n"),
+            args(),
+        )
+        .unwrap();
+        assert_eq!(s.encrypt, Some(key));
+        assert_eq!(
+            s.keyring_file.as_deref(),
+            Some(Path::new("/var/lib/rumor/keyring.json"))
+        );
+        let e = Settings::resolve(AgentArgs {
+            encrypt: Some("dG9vIHNob3J0".into()),
+            ..args()
+        })
+        .unwrap_err()
+        .0;
+        assert!(e.starts_with("--encrypt: the key is 9 bytes"), "{e}");
+        let e = with_file("encrypt = \"???\"", args()).unwrap_err().0;
+        assert!(e.contains("encrypt") && e.contains("base64"), "{e}");
     }
 }

@@ -1,0 +1,94 @@
+//! `rumor keygen` and `rumor keys`: make a key, and list or change the local agent's
+//! keyring over RPC. Keys are checked here first, so a mistyped one is reported against
+//! its flag; no message ever repeats a key.
+
+use rumor_std::keyring::{encode_key, generate_key, parse_key};
+use rumor_std::rpc::{KeyOp, KeyText, KeyringInfo, RpcCommand};
+
+use super::client_cmds::call;
+use super::{CliError, Format, KeysArgs};
+
+/// Prints a new key.
+pub(crate) fn keygen() -> Result<(), CliError> {
+    let key = generate_key().map_err(|e| CliError(format!("cannot make a key: {e}")))?;
+    println!("{}", encode_key(&key));
+    Ok(())
+}
+
+/// Runs the one operation of `args` on the local agent and reports the keyring.
+pub(crate) fn keys(args: KeysArgs) -> Result<(), CliError> {
+    let (op, key) = operation(&args)?;
+    let keyring = call(&args.rpc, RpcCommand::Keys { op, key })?
+        .keyring
+        .ok_or_else(|| CliError("the agent sent no keyring".into()))?;
+    match (op, args.format) {
+        (_, Format::Json) => println!("{}", serde_json::to_string_pretty(&keyring)?),
+        (KeyOp::List, Format::Table) => print!("{}", key_list(&keyring)),
+        (op, Format::Table) => println!("{}", change_summary(op, &keyring)),
+    }
+    Ok(())
+}
+
+/// The operation and its key, checked.
+fn operation(args: &KeysArgs) -> Result<(KeyOp, Option<KeyText>), CliError> {
+    let (op, flag, text) = match (&args.install, &args.use_key, &args.remove) {
+        (Some(k), _, _) => (KeyOp::Install, "--install", k),
+        (_, Some(k), _) => (KeyOp::Use, "--use", k),
+        (_, _, Some(k)) => (KeyOp::Remove, "--remove", k),
+        _ => return Ok((KeyOp::List, None)),
+    };
+    parse_key(text).map_err(|e| CliError(format!("{flag}: {e}")))?;
+    Ok((op, Some(KeyText(text.trim().to_owned()))))
+}
+
+/// One key per line, the primary first and marked.
+fn key_list(keyring: &KeyringInfo) -> String {
+    keyring
+        .keys
+        .iter()
+        .map(|k| {
+            if *k == keyring.primary {
+                format!("{k} (primary)\n")
+            } else {
+                format!("{k}\n")
+            }
+        })
+        .collect()
+}
+
+/// What a change did, and where it was saved.
+fn change_summary(op: KeyOp, keyring: &KeyringInfo) -> String {
+    let n = keyring.keys.len();
+    let what = match op {
+        KeyOp::List => "keyring unchanged",
+        KeyOp::Install => "key installed",
+        KeyOp::Use => "primary key set",
+        KeyOp::Remove => "key removed",
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    let saved = match &keyring.file {
+        Some(path) => format!("saved to {path}"),
+        None => "not saved: the agent has no --keyring-file, so a restart forgets it".into(),
+    };
+    format!("{what}; the agent accepts {n} key{plural}; {saved}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encrypt_key_list_marks_the_primary() {
+        let info = KeyringInfo {
+            primary: "AAA=".into(),
+            keys: vec!["AAA=".into(), "BBB=".into()],
+            file: None,
+        };
+        assert_eq!(key_list(&info), "AAA= (primary)\nBBB=\n");
+        let s = change_summary(KeyOp::Install, &info);
+        assert!(
+            s.starts_with("key installed; the agent accepts 2 keys; not saved"),
+            "{s}"
+        );
+    }
+}
