@@ -106,8 +106,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return;
         };
         if inc <= s.incarnation {
-            if inc < s.incarnation && !s.status.is_live() {
-                // A stale claim that a departed member is alive: tell the sender otherwise.
+            if inc < s.incarnation && s.status == Status::Left {
+                // A stale claim that a member that left is alive: tell the sender otherwise.
                 self.correct(i);
             }
             return;
@@ -173,6 +173,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     /// Gossips what we know of slot `i` again, for a peer whose claim showed it missed it.
     /// Only when the news is no longer queued, so stale claims cannot reset it forever.
+    ///
+    /// Only for members that left: a leave is the member's own word and final. A failure is
+    /// an opinion that a refutation may be overturning right now (after a partition heals,
+    /// re-spreading old failures made hundreds of false ones in the simulator).
     fn correct(&mut self, i: usize) {
         let subject = Subject::Member(i as u16);
         if !self.queue.contains(subject) {
@@ -285,8 +289,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Some(s) = self.table.get_mut(i) else {
             return;
         };
-        if !s.status.is_live() && inc <= s.incarnation {
-            // The accuser missed that the member left or failed: tell it again.
+        if s.status == Status::Left && inc <= s.incarnation {
+            // The accuser missed that the member left: tell it again.
             self.correct(i);
             return;
         }
