@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Agent, args, expect_status, join_args, views, wait_for};
+use common::{Agent, agree, args, expect_status, join_args, wait_for};
 use rustix::process::Signal;
 
 /// LAN timing, as deployed (the local profile's retransmit multiplier of 2 is too low for a
@@ -31,15 +31,7 @@ fn loopback_cluster_joins_detects_failure_and_leave_and_rejoins_from_snapshot() 
 
     // Everyone sees everyone alive, with the same addresses.
     let all = [&a, &b, &c, &d];
-    let agreed = wait_for(Duration::from_secs(30), || {
-        let v = views(&all);
-        let first = v[0].clone()?;
-        (first.len() == 4
-            && first.iter().all(|(_, _, s)| s == "alive")
-            && v.iter().all(|x| x.as_ref() == Some(&first)))
-        .then_some(first)
-    });
-    let agreed = agreed.unwrap_or_else(|| panic!("no agreement: {:?}", views(&all)));
+    let agreed = agree(&all, Duration::from_secs(30));
     for agent in &all {
         let addr = agreed
             .iter()

@@ -8,39 +8,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use common::{Agent, args, join_args, loopback_ip, views, wait_for};
+use common::garbage::{filler, invalid_drops};
+use common::{Agent, agree, args, join_args, loopback_ip, views, wait_for};
 use serde_json::Value;
-
-/// Counters of datagrams dropped as invalid (everything but "ignored", which well-formed
-/// traffic can also hit).
-const INVALID: [&str; 7] = [
-    "dropped_truncated",
-    "dropped_oversized",
-    "dropped_version",
-    "dropped_envelope",
-    "dropped_cluster",
-    "dropped_malformed",
-    "dropped_unauthenticated",
-];
-
-fn invalid_drops(info: &Value) -> u64 {
-    INVALID
-        .iter()
-        .map(|k| info["agent"]["protocol"][*k].as_u64().unwrap())
-        .sum()
-}
-
-/// Deterministic filler bytes (xorshift), so the test sends the same garbage every run.
-fn filler(seed: &mut u32, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 17;
-            *seed ^= *seed << 5;
-            *seed as u8
-        })
-        .collect()
-}
 
 /// Datagrams a node must refuse: every kind of bad header, and a body that is not a message.
 fn garbage(rounds: usize) -> Vec<Vec<u8>> {
@@ -73,12 +43,7 @@ fn garbage_datagrams_are_counted_and_change_nothing() {
     let a = Agent::on_loopback(dir.path(), "a", &[]);
     let b = Agent::on_loopback(dir.path(), "b", &join_args(&[&a]));
     let both = [&a, &b];
-    let before = wait_for(Duration::from_secs(30), || {
-        let v = views(&both);
-        let first = v[0].clone()?;
-        (first.len() == 2 && v[1].as_ref() == Some(&first)).then_some(first)
-    })
-    .expect("a and b agree");
+    let before = agree(&both, Duration::from_secs(30));
     let dropped_before = invalid_drops(&a.info());
 
     let attacker = UdpSocket::bind((loopback_ip(), 0)).unwrap();

@@ -2,6 +2,9 @@
 //! that are killed when the test ends (by PID), client calls, bounded waiting.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod garbage;
+pub mod watch;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -235,6 +238,20 @@ impl Agent {
         serde_json::from_slice(&out.stdout).expect("info is JSON")
     }
 
+    /// `rumor keys ARGS`, which must succeed; its output.
+    pub fn keys(&self, args: &[&str]) -> String {
+        let mut all = vec!["keys"];
+        all.extend_from_slice(args);
+        let out = self.client(&all);
+        assert!(
+            out.status.success(),
+            "{}: rumor {all:?} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("keys output is UTF-8")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -281,6 +298,43 @@ pub fn views(agents: &[&Agent]) -> Vec<Option<Vec<(String, String, String)>>> {
             })
         })
         .collect()
+}
+
+/// Waits until every agent sees exactly `agents`, all alive; panics with every view and
+/// the logs if that does not happen within `timeout`. Returns the agreed view.
+pub fn agree(agents: &[&Agent], timeout: Duration) -> Vec<(String, String, String)> {
+    let agreed = wait_for(timeout, || {
+        let v = views(agents);
+        let first = v[0].clone()?;
+        (first.len() == agents.len()
+            && first.iter().all(|(_, _, s)| s == "alive")
+            && v.iter().all(|x| x.as_ref() == Some(&first)))
+        .then_some(first)
+    });
+    agreed.unwrap_or_else(|| {
+        let logs: Vec<String> = agents
+            .iter()
+            .map(|a| format!("--- log of {}:\n{}", a.name, a.log_text()))
+            .collect();
+        panic!("no agreement: {:?}\n{}", views(agents), logs.join("\n"))
+    })
+}
+
+/// A new key from `rumor keygen`.
+pub fn keygen() -> String {
+    let out = Command::new(RUMOR)
+        .arg("keygen")
+        .output()
+        .expect("run rumor keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned()
 }
 
 /// Waits until every agent in `observers` gives `name` the status `want`; panics with
