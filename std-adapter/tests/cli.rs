@@ -243,3 +243,54 @@ fn join_verb_joins_and_reports_a_silent_seed() {
     let err = one_line_error(&a.client(&["join", "--wait", "500ms", &format!("{silent}:{port}")]));
     assert!(err.contains("no seed answered within 500ms"), "{err}");
 }
+
+#[test]
+fn encrypt_key_errors_are_one_line_and_never_echo_the_key() {
+    let short = "c2hvcnQga2V5IG9mIDE2IGI="; // 17 bytes
+    let err = one_line_error(&rumor(&["agent", "--node", "x", "--encrypt", short]));
+    assert!(
+        err.contains("--encrypt: the key is 17 bytes") && !err.contains(short),
+        "{err}"
+    );
+    let err = one_line_error(&rumor(&["agent", "--node", "x", "--encrypt", "%%%"]));
+    assert!(err.contains("not valid base64"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("keyring.json");
+    let missing = missing.to_str().unwrap();
+    let err = one_line_error(&rumor(&["agent", "--node", "x", "--keyring-file", missing]));
+    assert!(err.contains("does not exist; pass --encrypt"), "{err}");
+    let k = common::keygen();
+    assert_eq!(k.len(), 44);
+    assert_ne!(k, common::keygen());
+
+    // Keys commands against an agent without encryption, and bad keys given to them.
+    let plain = Agent::on_loopback(dir.path(), "plain", &[]);
+    let err = one_line_error(&plain.client(&["keys", "--list"]));
+    assert!(err.contains("encryption is off"), "{err}");
+    let err = one_line_error(&plain.client(&["keys", "--install", short]));
+    assert!(err.contains("--install: the key is 17 bytes"), "{err}");
+
+    // The core's refusals, each one line.
+    let keyring = dir.path().join("k.keyring.json");
+    let keyed = Agent::on_loopback(
+        dir.path(),
+        "keyed",
+        &args(&["--encrypt", &k, "--keyring-file", keyring.to_str().unwrap()]),
+    );
+    let other = common::keygen();
+    let err = one_line_error(&keyed.client(&["keys", "--remove", &k]));
+    assert!(err.contains("the primary key cannot be removed"), "{err}");
+    let err = one_line_error(&keyed.client(&["keys", "--use", &other]));
+    assert!(err.contains("the key is not installed"), "{err}");
+    for _ in 0..3 {
+        keyed.keys(&["--install", &common::keygen()]);
+    }
+    let err = one_line_error(&keyed.client(&["keys", "--install", &other]));
+    assert!(err.contains("already holds 4 keys"), "{err}");
+    let list = keyed.keys(&["--list"]);
+    assert_eq!(list.lines().count(), 4, "{list}");
+    assert_eq!(list.lines().next(), Some(format!("{k} (primary)").as_str()));
+    let info = String::from_utf8(keyed.client(&["info"]).stdout).unwrap();
+    assert!(info.contains("encryption = on (4 keys)"), "{info}");
+    assert!(!keyed.log_text().contains(&k) && !keyed.log_text().contains(&other));
+}
