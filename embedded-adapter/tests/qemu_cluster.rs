@@ -2,42 +2,40 @@
 //! in `firmware/` (smoltcp and embassy-net builds mixed), their LAN9118s joined by a hub
 //! that this test runs on loopback UDP. Needs `qemu-system-arm` and the
 //! `thumbv7em-none-eabihf` target (`scripts/test` installs both); no root, no tap devices.
+//! (`mixed_cluster.rs` adds `rumor agent`s, on a bridge in a network namespace.)
 //!
 //! Ignored by plain `cargo test` because it builds firmware and boots QEMU; `scripts/test`
 //! runs it with `--ignored`.
 
-mod qemu;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use qemu::{Flavor, Segment};
+use support::board::Flavor;
+use support::segment::Segment;
 
 #[test]
 #[ignore = "boots QEMU boards; run by scripts/test with --ignored"]
 fn boards_converge_detect_a_stopped_board_and_see_a_leave() {
-    let mut net = Segment::new();
-    let b1 = net.board("board-1", Flavor::Smoltcp, &[]);
-    let b2 = net.board("board-2", Flavor::Embassy, &[1]);
-    let b3 = net.board("board-3", Flavor::Smoltcp, &[1]);
-    let b4 = net.board("board-4", Flavor::Embassy, &[2]);
-    let names = ["board-1", "board-2", "board-3", "board-4"];
+    let mut net = Segment::hub();
+    let b1 = net.board(Flavor::Smoltcp, &[]);
+    let b2 = net.board(Flavor::Embassy, &[b1]);
+    let b3 = net.board(Flavor::Smoltcp, &[b1]);
+    let b4 = net.board(Flavor::Embassy, &[b2]);
+    let all = [b1, b2, b3, b4];
 
-    let t = net.wait_until(Duration::from_secs(30), |net| {
-        [b1, b2, b3, b4].iter().all(|&b| {
-            names
-                .iter()
-                .all(|n| net.status(b, n).as_deref() == Some("alive"))
-        })
+    let t = net.wait_until(Duration::from_secs(30), "4 boards alive", |net| {
+        all.iter().all(|&b| net.sees_all_alive(b, &all))
     });
     println!("4 boards converged in {t:?}");
 
     // Stop board 3's QEMU outright: the others must declare it failed.
     net.stop(b3);
     let stopped = Instant::now();
-    net.wait_until(Duration::from_secs(60), |net| {
+    net.wait_until(Duration::from_secs(60), "board-3 failed", |net| {
         [b1, b2, b4]
             .iter()
-            .all(|&b| net.status(b, "board-3").as_deref() == Some("failed"))
+            .all(|&b| net.status(b, b3).as_deref() == Some("failed"))
     });
     println!(
         "stopped board detected as failed by all in {:?}",
@@ -45,19 +43,19 @@ fn boards_converge_detect_a_stopped_board_and_see_a_leave() {
     );
 
     // Board 4 leaves gracefully: it exits 0 once the news is out, the others see it left.
-    net.command(b4, "leave");
-    let code = net.wait_exit(b4, Duration::from_secs(20));
+    net.board_mut(b4).command("leave");
+    let code = net.board_mut(b4).wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(0), "board-4 did not finish its leave cleanly");
-    assert!(net.saw_line(b4, "event leave-complete"));
-    net.wait_until(Duration::from_secs(20), |net| {
+    assert!(net.board_mut(b4).printed("event leave-complete").is_some());
+    net.wait_until(Duration::from_secs(20), "board-4 left", |net| {
         [b1, b2]
             .iter()
-            .all(|&b| net.status(b, "board-4").as_deref() == Some("left"))
+            .all(|&b| net.status(b, b4).as_deref() == Some("left"))
     });
 
-    // Every board still running reports its stack peak within its stack.
+    // Every board still running stayed within its stack.
     for b in [b1, b2] {
-        let (peak, size) = net.stack(b);
+        let (peak, size) = net.board_mut(b).stack();
         println!("{}: stack peak {peak} of {size} bytes", net.name(b));
         assert!(peak < size);
     }

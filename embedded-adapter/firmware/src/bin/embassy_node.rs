@@ -111,7 +111,7 @@ fn start(spawner: Spawner, out: &mut Uart) {
     );
     let identity =
         Identity::new(&args.name, args.addr()).unwrap_or_else(|_| rumor_firmware::exit(2));
-    let config = rumor::Config::new(identity, Config::local());
+    let config = rumor::Config::new(identity, Config::lan());
     let (handle, runner) = rumor::new(stack, config, NODE.take(), RUMOR.take(), seed)
         .unwrap_or_else(|_| rumor_firmware::exit(2));
     for seed in &args.seeds {

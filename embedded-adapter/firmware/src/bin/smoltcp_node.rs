@@ -82,7 +82,7 @@ fn main() -> ! {
     let identity =
         Identity::new(&args.name, args.addr()).unwrap_or_else(|_| rumor_firmware::exit(2));
     let node = NODE.take();
-    node.configure(identity, Config::local(), args.rng_seed(mac))
+    node.configure(identity, Config::lan(), args.rng_seed(mac))
         .unwrap_or_else(|_| rumor_firmware::exit(2));
     let mut driver =
         Driver::new(node, socket, &mut sockets).unwrap_or_else(|_| rumor_firmware::exit(2));
