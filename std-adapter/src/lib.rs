@@ -2,7 +2,8 @@
 //!
 //! The tokio runtime for [`rumor_core`] and the pieces of the `rumor` command: an [`Agent`]
 //! that drives a [`rumor_core::Node`] over one UDP socket, Serf-style event [`handler`]s, a
-//! peer [`snapshot`] for restarts, and a loopback [`rpc`] endpoint for the command-line verbs.
+//! peer [`snapshot`] for restarts, a loopback [`rpc`] endpoint for the command-line verbs,
+//! and the [`keyring`] of an encrypted agent (keys as text, the keyring file).
 //!
 //! ```no_run
 //! use rumor_std::{Agent, AgentConfig, AgentEvent};
