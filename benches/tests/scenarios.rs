@@ -363,6 +363,44 @@ fn f_partition_heals_after_split() {
     });
 }
 
+/// j) A partition that outlasts the reap timeout: each side forgets the other entirely, so
+/// no reconnect to a failed member is possible; the seeds the nodes joined through bring
+/// them back together.
+#[test]
+fn j_partition_longer_than_the_reap_timeout_heals_through_the_seeds() {
+    // Heal bound: the side without the seed contacts it at its next push-pull (LAN: every
+    // 30 s below 32 members, first one within 45 s of the heal); then refutations and
+    // joins spread by gossip. 90 s leaves margin.
+    const HEAL_BOUND: Duration = Duration::from_secs(90);
+    scenario(
+        "j: 20 nodes split for longer than the reap timeout",
+        0x1A,
+        |seed| {
+            let mut sim = lan_cluster::<32, 32>(20, seed);
+            let left: Vec<usize> = (0..10).collect();
+            let right: Vec<usize> = (10..20).collect();
+            sim.partition(&[&left, &right]);
+            sim.run_for(LAN.reap_timeout + Duration::from_secs(60));
+            let forgotten = sim.node(0).member(sim.name(15)).is_none()
+                && sim.node(15).member(sim.name(0)).is_none();
+            let healed_at = sim.now();
+            sim.heal();
+            let converged = sim.run_until_pred(healed_at + HEAL_BOUND, Sim::converged);
+            figure("each side forgot the other", forgotten);
+            if let Some(t) = converged {
+                figure("heal time (after the partition ends)", t - healed_at);
+            }
+            report_totals(&sim);
+            assert!(forgotten, "the sides were not reaped\n{}", summary(&sim));
+            assert!(
+                converged.is_some(),
+                "not healed within {HEAL_BOUND}\n{}",
+                summary(&sim)
+            );
+        },
+    );
+}
+
 /// Crashes node 7 of 20, restarts it `downtime` later under the same name at a new
 /// address, and checks that everyone ends with it alive at the new address and holds no
 /// entry for the old one.

@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rumor_bench::sim::{ClusterBuilder, LinkProfile, Sim};
+use rumor_bench::sim::{ClusterBuilder, LinkProfile, NodeState, Sim};
 use rumor_core::{Config, Duration};
 
 const NODES: usize = 6;
@@ -86,7 +86,9 @@ fuzz_target!(|s: Schedule| {
             }
             Step::Leave { node } => {
                 let i = usize::from(node) % NODES;
-                if sim.is_running(i) && !sim.is_leaving(i) && sim.running().count() > 2 {
+                // Only a node that is up can be told to leave (a paused one hears nothing).
+                let up = sim.state(i) == NodeState::Up;
+                if up && !sim.is_leaving(i) && sim.running().count() > 2 {
                     sim.leave(i);
                     down[i] = true;
                 }

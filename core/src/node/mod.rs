@@ -83,7 +83,11 @@ enum Phase {
 /// Joining through seeds, with exponential backoff.
 #[derive(Debug)]
 struct Join {
+    /// Seeds still to be answered.
     seeds: heapless::Vec<SocketAddr, MAX_SEEDS>,
+    /// Every seed ever given, newest last: the way back into the cluster when a partition
+    /// outlasted the reap timeout and the two sides forgot each other.
+    remembered: heapless::Vec<SocketAddr, MAX_SEEDS>,
     /// The seed the next attempt starts with.
     next: usize,
     backoff: Duration,
@@ -188,6 +192,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             timers: Timers::UNARMED,
             join: Join {
                 seeds: heapless::Vec::new(),
+                remembered: heapless::Vec::new(),
                 next: 0,
                 backoff: config.join_retry_initial,
             },
@@ -237,6 +242,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.awareness = 0;
         self.timers = Timers::UNARMED;
         self.join.seeds.clear();
+        self.join.remembered.clear();
         self.join.next = 0;
         self.join.backoff = config.join_retry_initial;
         self.config = config;
@@ -272,6 +278,12 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             .seeds
             .push(seed)
             .map_err(|_| JoinError::TooManySeeds)?;
+        if !self.join.remembered.contains(&seed) {
+            if self.join.remembered.is_full() {
+                self.join.remembered.remove(0);
+            }
+            let _ = self.join.remembered.push(seed);
+        }
         self.join.backoff = self.config.join_retry_initial;
         self.timers.join = Some(now);
         // Spread our own arrival too, not only through the seed.

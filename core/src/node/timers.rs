@@ -412,8 +412,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.config.push_pull_interval.saturating_mul(mult)
     }
 
-    /// Anti-entropy with one random live member, and a reconnect attempt with one failed
-    /// member so that a healed partition merges back (Serf's reconnect, over UDP).
+    /// Anti-entropy with one random live member; a reconnect attempt with one failed
+    /// member so that a healed partition merges back (Serf's reconnect, over UDP); and, when
+    /// a remembered seed is not a live member, an exchange with it, so that two sides that
+    /// reaped each other during a long partition still find each other.
     fn push_pull(&mut self, now: Instant) {
         self.timers.push_pull = Some(now + self.push_pull_interval());
         let live: heapless::Vec<usize, 1> = self.random_members(1, None, Status::is_live);
@@ -421,6 +423,18 @@ impl<const M: usize, const U: usize> Node<M, U> {
         for i in live.into_iter().chain(failed) {
             if let Some(to) = self.table.get(i).map(|s| s.addr) {
                 self.start_sync(to, SyncSession::request(to, false));
+            }
+        }
+        let remembered = &self.join.remembered;
+        if !remembered.is_empty() {
+            let seed = remembered[self.rng.below(remembered.len())];
+            let is_live_member = self.table.remote_range().any(|i| {
+                self.table
+                    .get(i)
+                    .is_some_and(|s| s.addr == seed && s.status.is_live())
+            });
+            if !is_live_member {
+                self.start_sync(seed, SyncSession::request(seed, false));
             }
         }
     }
