@@ -29,22 +29,25 @@ use core::cell::RefCell;
 use core::future::poll_fn;
 use core::task::Poll;
 
-use embassy_futures::select::{Either3, select3};
+use embassy_futures::select::select4;
 use embassy_net::Stack;
 use embassy_net::udp::{PacketMetadata, SendError, UdpSocket};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::signal::Signal;
 use embassy_sync::waitqueue::AtomicWaker;
-use embassy_time::{Duration, Timer, with_timeout};
+use embassy_time::Timer;
 use rumor_core::{
     ConfigError, Event, Identity, Instant, JoinError, MAX_DATAGRAM, Node, Tags, UserEventError,
 };
 
 use crate::addr::{from_endpoint, to_endpoint};
+use crate::unresolved::{InFlight, Unresolved};
 
-/// Datagrams the socket can queue in each direction.
-const QUEUED: usize = 4;
+/// Datagrams the socket can queue on the way in. On the way out it holds one: the runner
+/// sends the next once the stack has sent it (see [`crate::unresolved`]), and a free slot is
+/// how it knows.
+const QUEUED: usize = 8;
 
 /// What the driver needs to start a node.
 #[derive(Clone, Debug)]
@@ -176,14 +179,18 @@ pub fn new<'a, const M: usize, const U: usize, const RX: usize, const TX: usize>
     });
     let buffers = Buffers {
         rx_meta: [PacketMetadata::EMPTY; QUEUED],
-        tx_meta: [PacketMetadata::EMPTY; QUEUED],
+        tx_meta: [PacketMetadata::EMPTY; 1],
         rx,
         tx,
     };
     Ok((
         Handle { shared },
         Runner {
-            pump: Pump { shared, scratch },
+            pump: Pump {
+                shared,
+                scratch,
+                unresolved: Unresolved::default(),
+            },
             stack,
             port,
             buffers,
@@ -262,17 +269,12 @@ impl<const M: usize, const U: usize> Handle<'_, M, U> {
     }
 }
 
-/// How long the socket's transmit queue may stand still before the runner replaces the
-/// socket (see [`crate::smol::STALL`]: a datagram to a crashed member's unresolvable address
-/// would otherwise hold up every datagram behind it).
-pub const STALL: Duration = Duration::from_millis(200);
-
 /// The socket's buffers, lent to a fresh socket each time the runner (re)opens it. The
 /// packet metadata (a few words) lives here rather than in [`Resources`]: its empty value is
 /// not all zeros, and would move the whole of `Resources` from .bss to .data.
 struct Buffers<'a> {
     rx_meta: [PacketMetadata; QUEUED],
-    tx_meta: [PacketMetadata; QUEUED],
+    tx_meta: [PacketMetadata; 1],
     rx: &'a mut [u8],
     tx: &'a mut [u8],
 }
@@ -303,8 +305,8 @@ impl<const M: usize, const U: usize> Runner<'_, M, U> {
             let bound = socket.bind(self.port);
             debug_assert!(bound.is_ok(), "new() checked the port");
             self.pump.serve(&mut socket).await;
-            // Dropping the socket removes it from the stack, with whatever it held.
-            warning!("rumor: transmit queue stalled, replacing the socket");
+            // Dropping the socket removes it from the stack, with the datagram it held.
+            warning!("rumor: a datagram stalled in the socket, replacing the socket");
         }
     }
 }
@@ -313,11 +315,16 @@ impl<const M: usize, const U: usize> Runner<'_, M, U> {
 struct Pump<'a, const M: usize, const U: usize> {
     shared: &'a Shared<'a, M, U>,
     scratch: &'a mut [u8; MAX_DATAGRAM],
+    /// Destinations that stalled the socket lately, skipped for a while.
+    unresolved: Unresolved,
 }
 
 impl<const M: usize, const U: usize> Pump<'_, M, U> {
-    /// Serves the node on `socket` until the socket's transmit queue stalls.
+    /// Serves the node on `socket` until a datagram stalls in it (see
+    /// [`crate::unresolved`]): reads all input as it comes, hands the node's datagrams to the
+    /// socket one at a time, runs the node's timers.
     async fn serve(&mut self, socket: &mut UdpSocket<'_>) {
+        let mut in_flight: Option<InFlight> = None;
         loop {
             let now = now();
             self.shared.with(|node| {
@@ -325,25 +332,44 @@ impl<const M: usize, const U: usize> Pump<'_, M, U> {
                     node.handle_timeout(now);
                 }
             });
-            let flushed = self.flush(socket, now).await;
-            self.shared.events.wake();
-            if !flushed {
-                return;
+            while is_ready(|cx| socket.poll_recv_ready(cx)).await {
+                self.receive(socket).await;
             }
-            let deadline = self.shared.with(|node| node.poll_timeout());
-            let wake = deadline.map_or(embassy_time::Instant::MAX, |t| {
-                embassy_time::Instant::from_millis(t.as_millis())
-            });
-            match select3(
+            if let Some(f) = in_flight {
+                // The socket's one transmit slot is free again: the datagram left.
+                if is_ready(|cx| socket.poll_send_ready(cx)).await {
+                    self.unresolved.resolved(f.to);
+                    in_flight = None;
+                } else if now >= f.deadline() {
+                    self.unresolved.stalled(f.to, now);
+                    return;
+                }
+            }
+            if in_flight.is_none() {
+                in_flight = self.send_next(socket, now).await;
+            }
+            self.shared.events.wake();
+            let node_wake = self.shared.with(|node| node.poll_timeout());
+            let wake = [node_wake, in_flight.map(|f| f.deadline())]
+                .into_iter()
+                .flatten()
+                .min()
+                .map_or(embassy_time::Instant::MAX, |t| {
+                    embassy_time::Instant::from_millis(t.as_millis())
+                });
+            let sent = async {
+                match in_flight {
+                    Some(_) => socket.wait_send_ready().await,
+                    None => core::future::pending().await,
+                }
+            };
+            select4(
                 socket.wait_recv_ready(),
+                sent,
                 Timer::at(wake),
                 self.shared.kick.wait(),
             )
-            .await
-            {
-                Either3::First(()) => self.receive(socket).await,
-                Either3::Second(()) | Either3::Third(()) => {}
-            }
+            .await;
         }
     }
 
@@ -361,29 +387,36 @@ impl<const M: usize, const U: usize> Pump<'_, M, U> {
             .await;
     }
 
-    /// Sends everything the node has queued and waits until the stack has taken it. False
-    /// when the socket's queue stood still for [`STALL`].
-    async fn flush(&mut self, socket: &mut UdpSocket<'_>, now: Instant) -> bool {
+    /// Hands the node's next datagram to the (empty) socket, skipping destinations that
+    /// stalled it lately; returns it, or `None` when the node has nothing to send.
+    async fn send_next(&mut self, socket: &mut UdpSocket<'_>, now: Instant) -> Option<InFlight> {
         loop {
             let scratch = &mut *self.scratch;
-            let Some(t) = self.shared.with(|node| node.poll_transmit(now, scratch)) else {
-                break;
-            };
+            let t = self.shared.with(|node| node.poll_transmit(now, scratch))?;
+            if self.unresolved.is_held(t.to.ip(), now) {
+                continue;
+            }
             let Some(endpoint) = to_endpoint(t.to) else {
                 warning!("rumor: cannot send to an IPv6 member without the ipv6 feature");
                 continue;
             };
-            let datagram = &self.scratch[..t.len];
-            match with_timeout(STALL, socket.send_to(datagram, endpoint)).await {
-                Err(_timeout) => return false,
-                Ok(Ok(())) => {}
-                Ok(Err(
-                    SendError::NoRoute | SendError::SocketNotBound | SendError::PacketTooLarge,
-                )) => {
+            match socket.send_to(&self.scratch[..t.len], endpoint).await {
+                Ok(()) => {
+                    return Some(InFlight {
+                        to: t.to.ip(),
+                        since: now,
+                    });
+                }
+                Err(SendError::NoRoute | SendError::SocketNotBound | SendError::PacketTooLarge) => {
                     warning!("rumor: embassy-net refused a datagram of {} bytes", t.len);
                 }
             }
         }
-        with_timeout(STALL, socket.flush()).await.is_ok()
     }
+}
+
+/// Whether `poll` is ready now, without waiting (it registers the task's waker as a poll
+/// does).
+async fn is_ready(mut poll: impl FnMut(&mut core::task::Context<'_>) -> Poll<()>) -> bool {
+    poll_fn(|cx| Poll::Ready(poll(cx).is_ready())).await
 }

@@ -32,6 +32,7 @@ pub mod addr;
 pub mod embassy;
 pub mod smol;
 pub mod time;
+pub mod unresolved;
 
 #[cfg(feature = "embassy")]
 pub use embassy_net;

@@ -45,10 +45,10 @@ use rumor_core::{Event, MAX_DATAGRAM, Node};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::Socket;
 use smoltcp::socket::udp::{self, BindError};
-use smoltcp::time::Duration;
 
 use crate::addr::{from_endpoint, to_endpoint};
 use crate::time::{from_smoltcp, to_smoltcp};
+use crate::unresolved::{InFlight, Unresolved};
 
 /// Counters of what the driver could not hand to smoltcp.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,27 +57,17 @@ pub struct DriverStats {
     /// Datagrams smoltcp refused to send (unaddressable destination, or larger than the
     /// socket's whole transmit buffer). Dropped; the protocol treats them as lost.
     pub send_errors: u32,
-    /// Times the socket's transmit queue stopped moving for [`STALL`] (a datagram to a
-    /// neighbour that does not answer ARP holds up every datagram behind it, and smoltcp
-    /// never gives up on it) and was replaced by a fresh one, dropping what it held.
+    /// Times the datagram in the socket did not leave within
+    /// [`STALL`](crate::unresolved::STALL) (its destination's link-layer address did not
+    /// resolve): the driver replaced the socket, dropping that datagram, and skips the
+    /// destination for a while (see [`crate::unresolved`]).
     pub stalls: u32,
+    /// Datagrams dropped without trying because their destination is being skipped after a
+    /// stall.
+    pub unresolved: u32,
 }
 
-/// How long the socket's transmit queue may stand still before the driver replaces the
-/// socket. Address resolution on a LAN takes milliseconds; a member that crashed never
-/// answers, and smoltcp would retry it forever while every other datagram waits.
-pub const STALL: Duration = Duration::from_millis(200);
-
-/// Progress of the socket's transmit queue.
-#[derive(Clone, Copy, Debug, Default)]
-struct Egress {
-    /// Bytes queued in the socket when the driver last looked.
-    queued: usize,
-    /// Since when the queue has been non-empty without shrinking.
-    stuck_since: Option<smoltcp::time::Instant>,
-}
-
-/// A datagram encoded by the node that did not fit the socket's transmit buffer yet.
+/// A datagram encoded by the node that waits for the socket to be empty.
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     to: SocketAddr,
@@ -93,7 +83,8 @@ pub struct Driver<'n, const MEMBERS: usize, const UPDATES: usize> {
     handle: SocketHandle,
     scratch: [u8; MAX_DATAGRAM],
     pending: Option<Pending>,
-    egress: Egress,
+    in_flight: Option<InFlight>,
+    unresolved: Unresolved,
     stats: DriverStats,
 }
 
@@ -128,7 +119,8 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
             handle,
             scratch: [0; MAX_DATAGRAM],
             pending: None,
-            egress: Egress::default(),
+            in_flight: None,
+            unresolved: Unresolved::default(),
             stats: DriverStats::default(),
         })
     }
@@ -136,9 +128,13 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
     /// Moves datagrams between the socket and the node and runs the node's timers.
     ///
     /// Call it after every `Interface::poll` (which fills and drains the socket), then drain
-    /// [`Driver::poll_event`]. Returns when the node next needs to run; `None` once it has
-    /// left. The application sleeps until the earliest of this, the interface's
-    /// `poll_at` and the next received frame.
+    /// [`Driver::poll_event`]. The driver reads every datagram waiting and keeps one
+    /// datagram in the socket at a time (see [`crate::unresolved`]), so a burst of datagrams
+    /// leaves over as many `Interface::poll`s (the interface's `poll_at` asks for them at
+    /// once). Returns when the driver next needs to run for the node's timers or a datagram
+    /// waiting in the socket; `None` once the node has left and the socket is empty. The
+    /// application sleeps until the earliest of this, the interface's `poll_at` and the next
+    /// received frame.
     pub fn poll(
         &mut self,
         now: smoltcp::time::Instant,
@@ -147,21 +143,18 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
         let now_r = from_smoltcp(now);
         self.unstall(now, sockets);
         let socket = sockets.get_mut::<udp::Socket<'_>>(self.handle);
-        // Take input only while there is room for the answers it may cause.
-        while self.flush(socket, now_r) && self.receive_one(socket, now_r) {}
+        // All input, even while a datagram waits to leave: the node queues its answers (and
+        // drops what does not fit, as lost), but input smoltcp has no room for is lost too.
+        while self.receive_one(socket, now_r) {}
         if self.node.poll_timeout().is_some_and(|t| t <= now_r) {
             self.node.handle_timeout(now_r);
         }
-        let flushed = self.flush(socket, now_r);
-        self.egress.queued = socket.send_queue();
-        if !flushed {
-            // The socket is full: come back as soon as the interface has sent some of it.
-            return Some(now);
-        }
+        self.flush(socket, now);
         let node_wake = self.node.poll_timeout().map(|t| to_smoltcp(t.max(now_r)));
-        match self.egress.stuck_since {
-            Some(since) => Some(node_wake.map_or(since + STALL, |w| w.min(since + STALL))),
-            None => node_wake,
+        let stall_check = self.in_flight.map(|f| to_smoltcp(f.deadline()));
+        match (node_wake, stall_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -177,22 +170,28 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
         true
     }
 
-    /// Replaces the socket when its transmit queue has not moved for [`STALL`].
+    /// Forgets the datagram in flight once the socket is empty; replaces the socket when it
+    /// has not left within [`STALL`](crate::unresolved::STALL), and skips its destination
+    /// for a while.
     fn unstall(&mut self, now: smoltcp::time::Instant, sockets: &mut SocketSet<'_>) {
+        let Some(in_flight) = self.in_flight else {
+            return;
+        };
         let socket = sockets.get_mut::<udp::Socket<'_>>(self.handle);
-        let queued = socket.send_queue();
-        if queued == 0 || queued < self.egress.queued {
-            self.egress.stuck_since = None;
+        if socket.send_queue() == 0 {
+            self.unresolved.resolved(in_flight.to);
+            self.in_flight = None;
             return;
         }
-        let since = *self.egress.stuck_since.get_or_insert(now);
-        if now < since + STALL {
+        if from_smoltcp(now) < in_flight.deadline() {
             return;
         }
         // Keep what was received; answers wait in the node's outbox.
         while self.receive_one(socket, from_smoltcp(now)) {}
-        warning!("rumor: transmit queue stalled, replacing the socket");
+        warning!("rumor: a datagram stalled in the socket, replacing the socket");
         self.stats.stalls += 1;
+        self.unresolved.stalled(in_flight.to, from_smoltcp(now));
+        self.in_flight = None;
         // A fresh socket also sheds smoltcp's per-socket "neighbour missing" silence.
         // (Irrefutable unless another crate enables more socket kinds in smoltcp.)
         #[allow(irrefutable_let_patterns)]
@@ -203,16 +202,16 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
         let bound = socket.bind(self.node.local().addr().port());
         debug_assert!(bound.is_ok(), "rebinding the port the socket just had");
         self.handle = sockets.add(socket);
-        self.egress = Egress::default();
     }
 
-    /// Hands the node's outgoing datagrams to the socket. False when the socket filled up
-    /// before the node ran out of datagrams.
-    fn flush(&mut self, socket: &mut udp::Socket<'_>, now: rumor_core::Instant) -> bool {
+    /// Hands the node's next datagram to the socket if the socket is empty, skipping
+    /// destinations that stalled it lately. True when the node has nothing more to send.
+    fn flush(&mut self, socket: &mut udp::Socket<'_>, now: smoltcp::time::Instant) -> bool {
+        let now_r = from_smoltcp(now);
         loop {
             let next = match self.pending.take() {
                 Some(p) => p,
-                None => match self.node.poll_transmit(now, &mut self.scratch) {
+                None => match self.node.poll_transmit(now_r, &mut self.scratch) {
                     Some(t) => Pending {
                         to: t.to,
                         len: t.len,
@@ -220,16 +219,25 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
                     None => return true,
                 },
             };
+            if self.unresolved.is_held(next.to.ip(), now_r) {
+                self.stats.unresolved += 1;
+                continue;
+            }
             let Some(endpoint) = to_endpoint(next.to) else {
                 self.stats.send_errors += 1;
                 warning!("rumor: cannot send to an IPv6 member without the ipv6 feature");
                 continue;
             };
+            if socket.send_queue() > 0 {
+                self.pending = Some(next);
+                return false;
+            }
             match socket.send_slice(&self.scratch[..next.len], endpoint) {
-                Ok(()) => {}
-                Err(udp::SendError::BufferFull) if next.len <= socket.payload_send_capacity() => {
-                    self.pending = Some(next);
-                    return false;
+                Ok(()) => {
+                    self.in_flight = Some(InFlight {
+                        to: next.to.ip(),
+                        since: now_r,
+                    });
                 }
                 Err(_) => {
                     self.stats.send_errors += 1;
@@ -256,7 +264,7 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
     }
 
     /// The handle of the driver's socket in the application's `SocketSet`. It changes when
-    /// the driver replaces a stalled socket (see [`STALL`]).
+    /// the driver replaces a stalled socket (see [`crate::unresolved`]).
     pub fn socket_handle(&self) -> SocketHandle {
         self.handle
     }

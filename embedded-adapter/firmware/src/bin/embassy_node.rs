@@ -31,7 +31,7 @@ embassy_time_driver::time_driver_impl!(static TIME: TickDriver = TickDriver::new
 
 static PENDED: AtomicBool = AtomicBool::new(false);
 static EXECUTOR: StaticCell<Executor> = StaticCell::new();
-static NET: StaticCell<StackResources<2>> = StaticCell::new();
+static NET: StaticCell<StackResources<1>> = StaticCell::new();
 static FRAMES: ConstStaticCell<Frames> = ConstStaticCell::new(Frames::new());
 /// The node, built at compile time; `rumor::new` configures it in place, so it is never on
 /// the stack.
@@ -84,6 +84,9 @@ async fn app(handle: Handle<'static, MEMBERS, UPDATES>) -> ! {
     }
 }
 
+/// Sets the board up and spawns the tasks. Not inlined: its frame (the command line, the
+/// network stack's start-up) is gone before the executor runs on top of `main`'s.
+#[inline(never)]
 fn start(spawner: Spawner, out: &mut Uart) {
     let args = Args::from_host().unwrap_or_else(|e| {
         let _ = writeln!(out, "bad command line: {e:?}");

@@ -24,16 +24,17 @@ use rumor_firmware::{
 };
 use static_cell::ConstStaticCell;
 
-/// Datagrams the socket queues each way, and payload bytes for them.
-const QUEUED: usize = 4;
+/// Datagrams the socket queues on the way in, and payload bytes each way (one datagram out).
+const QUEUED: usize = 8;
 const RX_BYTES: usize = 2 * rumor_embedded::rumor_core::MAX_DATAGRAM;
 const TX_BYTES: usize = rumor_embedded::rumor_core::MAX_DATAGRAM;
 
 static FRAMES: ConstStaticCell<Frames> = ConstStaticCell::new(Frames::new());
 static RX_META: ConstStaticCell<[PacketMetadata; QUEUED]> =
     ConstStaticCell::new([PacketMetadata::EMPTY; QUEUED]);
-static TX_META: ConstStaticCell<[PacketMetadata; QUEUED]> =
-    ConstStaticCell::new([PacketMetadata::EMPTY; QUEUED]);
+/// The driver keeps one datagram in the socket at a time.
+static TX_META: ConstStaticCell<[PacketMetadata; 1]> =
+    ConstStaticCell::new([PacketMetadata::EMPTY]);
 static RX: ConstStaticCell<[u8; RX_BYTES]> = ConstStaticCell::new([0; RX_BYTES]);
 static TX: ConstStaticCell<[u8; TX_BYTES]> = ConstStaticCell::new([0; TX_BYTES]);
 static SOCKETS: ConstStaticCell<[SocketStorage<'static>; 1]> =
