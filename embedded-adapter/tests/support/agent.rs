@@ -143,6 +143,13 @@ impl Agent {
         event
     }
 
+    /// Sends a user event `name` to the cluster through the agent (`rumor event NAME`);
+    /// false when the agent refused it or did not answer within 5 s.
+    pub(crate) fn send_event(&self, name: &str) -> bool {
+        let sent = run_bounded(self.client("event", &[name]), Duration::from_secs(5));
+        sent.is_some_and(|o| o.status.success())
+    }
+
     /// When the agent's monitor first reported an event of type `kind` (`member-failed`,
     /// `member-leave`, `user`, ...) about the member or user event `name`.
     pub(crate) fn event_at(&self, kind: &str, name: &str) -> Option<Instant> {

@@ -1,7 +1,8 @@
 //! Support for the tests on emulated boards and real network stacks: the firmware build and
 //! QEMU boards with their consoles ([`board`]), the loopback Ethernet hub ([`hub`]), network
-//! namespaces with bridges and tap devices ([`netns`]), `rumor agent` processes ([`agent`])
-//! and a segment putting boards and agents together ([`segment`]).
+//! namespaces with bridges and tap devices ([`netns`]), `rumor agent` processes ([`agent`]),
+//! a segment putting boards and agents together ([`segment`]) and a smoltcp node on a tap
+//! device of the host ([`tap_node`]).
 //!
 //! Each test binary uses a part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]
@@ -11,6 +12,7 @@ pub(crate) mod board;
 pub(crate) mod hub;
 pub(crate) mod netns;
 pub(crate) mod segment;
+pub(crate) mod tap_node;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};

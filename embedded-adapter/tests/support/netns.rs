@@ -93,15 +93,15 @@ impl Netns {
         c.args(["netns", "exec", &self.name]).arg(program);
         c
     }
+}
 
-    /// Moves the calling thread into the namespace: sockets and tap devices it opens from
-    /// now on are the namespace's. Meant for a thread of its own.
-    pub(crate) fn enter_this_thread(&self) {
-        let file = File::open(Path::new("/run/netns").join(&self.name))
-            .unwrap_or_else(|e| panic!("open namespace {}: {e}", self.name));
-        move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network))
-            .unwrap_or_else(|e| panic!("setns into {}: {e}", self.name));
-    }
+/// Moves the calling thread into the namespace called `name`: the sockets and tap devices it
+/// opens from now on are the namespace's. Meant for a thread of its own.
+pub(crate) fn enter(name: &str) {
+    let file = File::open(Path::new("/run/netns").join(name))
+        .unwrap_or_else(|e| panic!("open namespace {name}: {e}"));
+    move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network))
+        .unwrap_or_else(|e| panic!("setns into {name}: {e}"));
 }
 
 impl Drop for Netns {

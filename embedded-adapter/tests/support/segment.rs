@@ -49,7 +49,9 @@ enum Net {
 const BRIDGE: &str = "br0";
 
 /// Boards and agents on one segment. Dropping it stops every QEMU and agent (by PID), then
-/// takes the network down (the hub, or the namespace with its bridge and taps).
+/// takes the network down (the hub, or the namespace with its bridge and taps); with
+/// `RUMOR_TEST_DUMP=1` in the environment it first prints every console and log, as a
+/// failure does.
 pub(crate) struct Segment {
     // Field order is drop order: processes before the network they use.
     boards: Vec<Board>,
@@ -260,6 +262,14 @@ impl Segment {
             for l in tail.iter().rev() {
                 eprintln!("{l}");
             }
+        }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if std::env::var_os("RUMOR_TEST_DUMP").is_some_and(|v| v == "1") {
+            self.dump();
         }
     }
 }
