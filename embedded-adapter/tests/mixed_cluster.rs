@@ -23,7 +23,9 @@ fn boards_and_agents_converge_detect_a_stopped_board_and_see_a_leave() {
     let mut net = match Segment::bridge("mixed") {
         Ok(net) => net,
         Err(why) => {
-            println!("SKIPPED boards_and_agents_converge...: {why}");
+            println!(
+                "SKIPPED boards_and_agents_converge_detect_a_stopped_board_and_see_a_leave: {why}"
+            );
             return;
         }
     };
