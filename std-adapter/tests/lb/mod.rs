@@ -146,16 +146,10 @@ impl Haproxy {
     /// Waits (at most 5 s) until HAProxy's output mentions `needle`: the master writes its
     /// complaint about a refused file on its own schedule, after the reload was judged.
     pub fn log_mentions(&self, needle: &str) -> bool {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for(Duration::from_secs(5), || {
+            self.log_text().contains(needle).then_some(())
+        })
+        .is_some()
     }
 }
 
