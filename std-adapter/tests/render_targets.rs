@@ -53,7 +53,9 @@ async fn a_refused_render_is_retried_and_joins_are_rendered() {
 
     // Once the check passes, a retry installs the file with no membership change.
     std::fs::write(&allow, "").unwrap();
-    eventually("the retried render", || dest.exists()).await;
+    // The file appears (rename) just before the pipeline records the success: wait for
+    // the count, which comes last.
+    eventually("the retried render", || stats.counts().applied >= 1).await;
     assert_eq!(
         std::fs::read_to_string(&dest).unwrap(),
         "[]\n",
@@ -73,10 +75,12 @@ async fn a_refused_render_is_retried_and_joins_are_rendered() {
     )
     .await;
     web.handle().join([lb.local_addr()]).await.unwrap();
-    eventually("web-1 in the file", || {
-        std::fs::read_to_string(&dest).is_ok_and(|t| t.contains("\"web-1\""))
-    })
-    .await;
+    eventually("a second apply", || stats.counts().applied >= 2).await;
+    assert!(
+        std::fs::read_to_string(&dest)
+            .unwrap()
+            .contains("\"web-1\"")
+    );
     assert_eq!(stats.counts().applied, 2);
 
     web.shutdown().await;

@@ -83,8 +83,10 @@ impl Applier {
         match &result {
             Ok(Applied::Unchanged) => RenderStats::bump(&self.stats.unchanged),
             Ok(Applied::Changed { .. }) => {
-                RenderStats::bump(&self.stats.applied);
+                // Clear the error first, so a reader that sees the new count never sees
+                // the stale error with it.
                 self.stats.set_error(None);
+                RenderStats::bump(&self.stats.applied);
             }
             Err(e) => {
                 RenderStats::bump(match e {
