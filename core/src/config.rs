@@ -102,6 +102,25 @@ impl core::fmt::Display for ConfigError {
 impl core::error::Error for ConfigError {}
 
 impl Config {
+    /// All zero, and invalid: the config of a node not configured yet, which never uses it.
+    pub(crate) const UNSET: Config = Config {
+        cluster_id: 0,
+        probe_interval: Duration::ZERO,
+        probe_timeout: Duration::ZERO,
+        indirect_checks: 0,
+        suspicion_mult: 0,
+        suspicion_max_timeout_mult: 0,
+        awareness_max: 0,
+        gossip_interval: Duration::ZERO,
+        gossip_nodes: 0,
+        retransmit_mult: 0,
+        push_pull_interval: Duration::ZERO,
+        reap_timeout: Duration::ZERO,
+        join_retry_initial: Duration::ZERO,
+        join_retry_max: Duration::ZERO,
+        max_datagram: 0,
+    };
+
     /// Memberlist's LAN profile (Serf's default): probe every 1 s with a 500 ms timeout,
     /// 3 indirect checks, suspicion multipliers 4 and 6, gossip every 200 ms to 3 peers,
     /// retransmit multiplier 4, push-pull every 30 s, 1400-byte datagrams.

@@ -102,6 +102,24 @@ pub(crate) struct Slot {
     pub(crate) pending: Pending,
 }
 
+impl Slot {
+    /// A free slot: every byte zero, so a table of them needs no initial image in flash
+    /// (see `Node::unconfigured`).
+    pub(crate) const EMPTY: Slot = Slot {
+        name: Name::new(),
+        addr: SocketAddr::V4(core::net::SocketAddrV4::new(
+            core::net::Ipv4Addr::UNSPECIFIED,
+            0,
+        )),
+        incarnation: 0,
+        status: Status::Alive,
+        tags: Tags::new(),
+        since: Instant::ZERO,
+        suspicion: None,
+        pending: Pending::NONE,
+    };
+}
+
 /// A read-only view of one member.
 #[derive(Clone, Copy, Debug)]
 pub struct Member<'a> {

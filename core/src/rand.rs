@@ -10,6 +10,10 @@ pub(crate) struct Rng {
 }
 
 impl Rng {
+    /// The state of a node not configured yet (all zero: xoshiro's one stuck state, never
+    /// drawn from before `configure` seeds it).
+    pub(crate) const UNSEEDED: Rng = Rng { s: [0; 4] };
+
     /// Seed from a `u64`; every seed, zero included, gives a usable state.
     pub(crate) const fn new(seed: u64) -> Self {
         const fn splitmix(x: u64) -> u64 {

@@ -7,13 +7,16 @@ use crate::member::{Member, Slot};
 /// renderer can walk it several times (e.g. to sort).
 #[derive(Clone, Debug)]
 pub struct Members<'a> {
-    slots: core::iter::Enumerate<core::slice::Iter<'a, Option<Slot>>>,
+    slots: core::iter::Enumerate<
+        core::iter::Zip<core::slice::Iter<'a, Slot>, core::slice::Iter<'a, bool>>,
+    >,
 }
 
 impl<'a> Members<'a> {
-    pub(crate) fn new(slots: &'a [Option<Slot>]) -> Self {
+    /// The occupied ones of `slots`.
+    pub(crate) fn new((slots, occupied): (&'a [Slot], &'a [bool])) -> Self {
         Members {
-            slots: slots.iter().enumerate(),
+            slots: slots.iter().zip(occupied).enumerate(),
         }
     }
 }
@@ -21,8 +24,8 @@ impl<'a> Members<'a> {
 impl<'a> Iterator for Members<'a> {
     type Item = Member<'a>;
     fn next(&mut self) -> Option<Member<'a>> {
-        for (i, slot) in self.slots.by_ref() {
-            if let Some(slot) = slot {
+        for (i, (slot, &occupied)) in self.slots.by_ref() {
+            if occupied {
                 return Some(Member {
                     slot,
                     local: i == 0,

@@ -4,6 +4,8 @@
 //! message from another member) shrinks it towards the shortest:
 //! `timeout = max(min, max - (max - min) * log(C + 1) / log(K + 1))`.
 
+use core::num::NonZeroU16;
+
 use crate::time::{Duration, Instant};
 
 /// Confirmations remembered per suspicion, as name fingerprints.
@@ -20,8 +22,10 @@ pub(crate) struct Suspicion {
     confirmers: heapless::Vec<u32, CONFIRMERS, u8>,
     /// Fingerprint of the member that raised it (not a confirmation).
     origin: u32,
-    /// Index in the member table of the latest accuser, to name in re-gossip.
-    pub(crate) accuser: Option<u16>,
+    /// Index in the member table of the latest accuser, to name in re-gossip, plus one:
+    /// with no spare bit pattern here, `Option<Suspicion>` gets a tag of its own and
+    /// `None` is all zero bytes (see `Node::unconfigured`).
+    accuser: Option<NonZeroU16>,
 }
 
 /// 16.16 fixed-point log2 of `x` (x >= 1).
@@ -82,6 +86,16 @@ impl Suspicion {
             origin,
             accuser: None,
         }
+    }
+
+    /// Index in the member table of the latest accuser.
+    pub(crate) fn accuser(&self) -> Option<u16> {
+        self.accuser.map(|a| a.get() - 1)
+    }
+
+    /// Names the latest accuser (`None`: forget it).
+    pub(crate) fn set_accuser(&mut self, index: Option<u16>) {
+        self.accuser = index.and_then(|i| NonZeroU16::new(i.checked_add(1)?));
     }
 
     /// Counts a confirmation from `who`; true when it was new and independent.

@@ -17,7 +17,10 @@ use crate::suspicion::fingerprint;
 
 #[derive(Debug)]
 pub(crate) struct Table<const M: usize> {
-    slots: [Option<Slot>; M],
+    /// Free slots hold [`Slot::EMPTY`]. Not `[Option<Slot>; M]`: `Option<Slot>` keeps its
+    /// `None` in a spare value of the address's tag, which is not zero.
+    slots: [Slot; M],
+    occupied: [bool; M],
     index: heapless::Vec<(u32, u16), M>,
     timed: heapless::Vec<u16, M>,
     pending: heapless::Deque<u16, M>,
@@ -27,28 +30,27 @@ pub(crate) struct Table<const M: usize> {
 }
 
 impl<const M: usize> Table<M> {
-    /// A table holding only `placeholder` in slot 0, unindexed: for a node not configured
-    /// yet, which uses none of the indexes.
-    pub(crate) const fn placeholder(placeholder: Slot) -> Self {
-        let mut slots = [const { None }; M];
-        // A plain assignment would drop the old `None`, which const code cannot do.
-        core::mem::forget(slots[0].replace(placeholder));
+    /// A table with no member at all, not even the local node: every byte is zero. For a
+    /// node not configured yet; [`Table::reset`] makes it usable.
+    pub(crate) const fn empty() -> Self {
         Table {
-            slots,
+            slots: [Slot::EMPTY; M],
+            occupied: [false; M],
             index: heapless::Vec::new(),
             timed: heapless::Vec::new(),
             pending: heapless::Deque::new(),
             live: 0,
-            used: 1,
-            free_hint: 1,
+            used: 0,
+            free_hint: 0,
         }
     }
 
     /// Empties the table in place and stores `local` in slot 0.
     pub(crate) fn reset(&mut self, local: Slot) {
         for s in self.slots.iter_mut() {
-            *s = None;
+            *s = Slot::EMPTY;
         }
+        self.occupied = [false; M];
         self.index.clear();
         self.timed.clear();
         self.pending.clear();
@@ -58,18 +60,37 @@ impl<const M: usize> Table<M> {
         self.put(0, local);
     }
 
-    pub(crate) fn slots(&self) -> &[Option<Slot>] {
-        &self.slots[..self.used]
+    /// Every slot that may be occupied, with its occupancy: `0..used`.
+    pub(crate) fn slots(&self) -> (&[Slot], &[bool]) {
+        (&self.slots[..self.used], &self.occupied[..self.used])
+    }
+
+    /// One past the last occupied slot.
+    pub(crate) fn used(&self) -> usize {
+        self.used
+    }
+
+    /// The local node's slot, occupied once configured (empty before).
+    pub(crate) fn local(&self) -> Option<&Slot> {
+        self.slots.first()
+    }
+
+    /// [`Table::local`], mutable (same rules as [`Table::get_mut`]).
+    pub(crate) fn local_mut(&mut self) -> Option<&mut Slot> {
+        self.slots.first_mut()
     }
 
     pub(crate) fn get(&self, i: usize) -> Option<&Slot> {
-        self.slots.get(i)?.as_ref()
+        self.occupied.get(i)?.then(|| self.slots.get(i))?
     }
 
     /// Mutable access for everything but `status` (use [`Table::set_status`]) and `pending`
     /// (use [`Table::record`]).
     pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut Slot> {
-        self.slots.get_mut(i)?.as_mut()
+        if !*self.occupied.get(i)? {
+            return None;
+        }
+        self.slots.get_mut(i)
     }
 
     /// Slots `1..used`: every remote slot that may be occupied.
@@ -97,7 +118,7 @@ impl<const M: usize> Table<M> {
 
     /// The lowest free slot, if any.
     fn next_free(&mut self) -> Option<usize> {
-        let found = (self.free_hint..M).find(|&i| self.slots[i].is_none());
+        let found = (self.free_hint..M).find(|&i| !self.occupied[i]);
         self.free_hint = found.unwrap_or(M);
         found
     }
@@ -122,7 +143,8 @@ impl<const M: usize> Table<M> {
         let _ = self.index.insert(at, key);
         let status = slot.status;
         let pending = slot.pending;
-        self.slots[i] = Some(slot);
+        self.slots[i] = slot;
+        self.occupied[i] = true;
         self.used = self.used.max(i + 1);
         self.count(i, None, Some(status));
         if pending != Pending::default() {
@@ -135,7 +157,11 @@ impl<const M: usize> Table<M> {
         if i == 0 {
             return None;
         }
-        let slot = self.slots.get_mut(i)?.take()?;
+        if !*self.occupied.get(i)? {
+            return None;
+        }
+        self.occupied[i] = false;
+        let slot = core::mem::replace(&mut self.slots[i], Slot::EMPTY);
         let key = (fingerprint(&slot.name), i as u16);
         if let Ok(at) = self.index.binary_search(&key) {
             self.index.remove(at);
@@ -151,7 +177,7 @@ impl<const M: usize> Table<M> {
             }
         }
         self.free_hint = self.free_hint.min(i);
-        while self.used > 1 && self.slots[self.used - 1].is_none() {
+        while self.used > 1 && !self.occupied[self.used - 1] {
             self.used -= 1;
         }
         Some(slot)
@@ -232,7 +258,8 @@ mod tests {
 
     #[test]
     fn indexes_follow_every_change() {
-        let mut t: Table<4> = Table::placeholder(slot("x", Status::Left));
+        let mut t: Table<4> = Table::empty();
+        assert_eq!((t.slots().0.len(), t.get(0).map(|s| s.status)), (0, None));
         t.reset(slot("me", Status::Alive));
         let a = t.insert(slot("a", Status::Alive)).unwrap();
         let b = t.insert(slot("b", Status::Alive)).unwrap();
@@ -257,7 +284,7 @@ mod tests {
         assert_eq!(t.insert(slot("e", Status::Alive)), Some(c));
         assert_eq!(t.find("e"), Some(c));
         t.remove(c);
-        assert_eq!(t.slots().len(), 3);
+        assert_eq!(t.slots().0.len(), 3);
         assert!(t.remove(0).is_none());
     }
 }

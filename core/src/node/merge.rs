@@ -302,13 +302,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 && from != 0
                 && sus.confirm(from)
             {
-                sus.accuser = accuser;
+                sus.set_accuser(accuser);
                 self.broadcast(Subject::Member(i as u16));
             }
             return;
         }
         let mut sus = Suspicion::new(now, min, max_mult, k, from);
-        sus.accuser = accuser;
+        sus.set_accuser(accuser);
         s.incarnation = inc;
         s.since = now;
         s.suspicion = Some(sus);

@@ -128,7 +128,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     fn on_ack(&mut self, seq: u32) {
         if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
-            p.acked = true;
+            p.set_acked();
             return;
         }
         if let Some(i) = self.helping.iter().position(|h| h.seq == seq) {

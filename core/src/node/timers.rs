@@ -40,10 +40,29 @@ pub(super) struct Probe {
     pub(super) seq: u32,
     /// When the direct ping is given up and helpers are asked.
     pub(super) ack_deadline: Instant,
-    pub(super) indirect_sent: bool,
     pub(super) expected_nacks: u8,
     pub(super) nacks: u8,
-    pub(super) acked: bool,
+    /// [`Probe::ACKED`] and [`Probe::INDIRECT_SENT`]: one byte rather than two `bool`s, so
+    /// `Option<Probe>` needs a tag of its own and `None` is all zero bytes (see
+    /// [`Node::unconfigured`]).
+    flags: u8,
+}
+
+impl Probe {
+    const ACKED: u8 = 1;
+    const INDIRECT_SENT: u8 = 2;
+
+    pub(super) fn acked(&self) -> bool {
+        self.flags & Self::ACKED != 0
+    }
+
+    pub(super) fn set_acked(&mut self) {
+        self.flags |= Self::ACKED;
+    }
+
+    fn indirect_sent(&self) -> bool {
+        self.flags & Self::INDIRECT_SENT != 0
+    }
 }
 
 /// Keeps the smallest of the deadlines offered.
@@ -96,8 +115,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
             e.offer(self.timers.push_pull);
             e.offer(self.timers.join);
             if let Some(p) = &self.probe
-                && !p.acked
-                && !p.indirect_sent
+                && !p.acked()
+                && !p.indirect_sent()
             {
                 e.offer(Some(p.ack_deadline));
             }
@@ -133,8 +152,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.expire_members(now);
         if self.phase == Phase::Running {
             if let Some(p) = self.probe
-                && !p.acked
-                && !p.indirect_sent
+                && !p.acked()
+                && !p.indirect_sent()
                 && p.ack_deadline <= now
             {
                 self.probe_indirectly(now);
@@ -211,7 +230,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return;
         };
         let max = self.config.awareness_max.saturating_sub(1);
-        if p.acked {
+        if p.acked() {
             self.awareness = self.awareness.saturating_sub(1);
         } else {
             self.stats.probes_failed += 1;
@@ -267,10 +286,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
             target: target as u16,
             seq,
             ack_deadline: now + self.scaled(self.config.probe_timeout),
-            indirect_sent: false,
             expected_nacks: 0,
             nacks: 0,
-            acked: false,
+            flags: 0,
         });
         self.send(Outgoing::Ping {
             to,
@@ -364,7 +382,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Some(mut p) = self.probe else {
             return;
         };
-        p.indirect_sent = true;
+        p.flags |= Probe::INDIRECT_SENT;
         let target = usize::from(p.target);
         let Some((name, addr)) = self.table.get(target).map(|s| (s.name.clone(), s.addr)) else {
             self.probe = None;

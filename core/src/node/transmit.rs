@@ -212,7 +212,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     Status::Suspect => Update::Suspect {
                         name: &s.name,
                         incarnation: s.incarnation,
-                        from: self.name_of(s.suspicion.as_ref().and_then(|x| x.accuser)),
+                        from: self.name_of(s.suspicion.as_ref().and_then(|x| x.accuser())),
                     },
                     Status::Failed => Update::Failed {
                         name: &s.name,
@@ -250,7 +250,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return None;
         };
         let mut entries = 0;
-        let end = self.table.slots().len();
+        let end = self.table.used();
         while session.cursor < end {
             let fits = match self.table.get(session.cursor) {
                 Some(s) => enc.push(&Update::State {
