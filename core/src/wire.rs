@@ -322,8 +322,14 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Frame<'_>, DropReason> {
         if !u.is_valid() {
             return Err(DropReason::Malformed);
         }
-        if matches!(message, Message::Sync { .. }) != matches!(u, Update::State { .. }) {
-            // Sync chunks carry full states and nothing else; other messages never do.
+        let in_sync = matches!(message, Message::Sync { .. });
+        let allowed = match u {
+            // Full states only in Sync chunks, which carry nothing else but user events.
+            Update::State { .. } => in_sync,
+            Update::User { .. } => true,
+            _ => !in_sync,
+        };
+        if !allowed {
             return Err(DropReason::Malformed);
         }
         rest = r;

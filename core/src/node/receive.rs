@@ -7,7 +7,7 @@ use super::{Helping, Node, Phase};
 use crate::crypto::ENVELOPE_XCHACHA20POLY1305;
 use crate::event::Event;
 use crate::time::{Duration, Instant};
-use crate::wire::{self, DropReason, Message, SyncKind};
+use crate::wire::{self, DropReason, Message, SyncKind, Update};
 
 impl<const M: usize, const U: usize> Node<M, U> {
     /// Takes in one datagram received from `from`.
@@ -53,7 +53,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.start(now);
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
+        // While joining, the cluster's event clock is not known yet: user events in a Sync
+        // chunk may be history (Serf does not replay it either), so they wait for gossip.
+        let history = matches!(frame.message, Message::Sync { .. }) && !self.join.seeds.is_empty();
         for update in frame.updates() {
+            if history && matches!(update, Update::User { .. }) {
+                continue;
+            }
             self.merge(now, update);
         }
         self.on_message(now, from, frame.message);

@@ -32,6 +32,8 @@ pub(super) struct Net {
     /// Every datagram sent, as bytes.
     pub(super) sent: Vec<Vec<u8>>,
     pub(super) now: Instant,
+    /// Datagrams `(to, bytes)` for which this is true are lost.
+    pub(super) lose: Option<fn(SocketAddr, &[u8]) -> bool>,
 }
 
 impl Net {
@@ -48,6 +50,7 @@ impl Net {
             events: Vec::new(),
             sent: Vec::new(),
             now: Instant::ZERO,
+            lose: None,
         };
         for i in 1..n as usize {
             net.nodes[i].1.join(Instant::ZERO, addr(1)).unwrap();
@@ -78,6 +81,9 @@ impl Net {
                 }
             }
             while let Some((from, to, bytes)) = self.wire.pop_front() {
+                if self.lose.is_some_and(|lose| lose(to, &bytes)) {
+                    continue;
+                }
                 if let Some(i) = self.nodes.iter().position(|n| n.0 == to && n.2) {
                     let _ = self.nodes[i].1.handle_datagram(self.now, from, &bytes);
                     self.drain(i);
@@ -101,6 +107,29 @@ impl Net {
 
     fn status(&self, observer: usize, name: &str) -> Option<Status> {
         self.nodes[observer].1.member(name).map(|m| m.status())
+    }
+
+    /// How many times the node at `addr` delivered the user event `deploy` / `v2`.
+    fn deliveries(&self, at: SocketAddr) -> usize {
+        self.events
+            .iter()
+            .filter(|(a, e)| {
+                *a == at
+                    && matches!(e, Event::User(u) if u.name == "deploy" && &u.payload[..] == b"v2")
+            })
+            .count()
+    }
+
+    /// Runs 5 s, sends `deploy` / `v2` from the first node, runs 10 s more.
+    fn send_deploy(&mut self) {
+        self.run_for(Duration::from_secs(5));
+        let now = self.now;
+        self.nodes[0]
+            .1
+            .send_user_event(now, "deploy", b"v2")
+            .unwrap();
+        self.drain(0);
+        self.run_for(Duration::from_secs(10));
     }
 }
 
@@ -216,25 +245,11 @@ fn tags_changes_reach_everyone_as_updates() {
 #[test]
 fn user_events_are_delivered_once_everywhere() {
     let mut net = Net::new(3);
-    net.run_for(Duration::from_secs(5));
-    let now = net.now;
-    net.nodes[0]
-        .1
-        .send_user_event(now, "deploy", b"v2")
-        .unwrap();
-    net.drain(0);
-    net.run_for(Duration::from_secs(10));
-    for i in 0..3 {
-        let got = net
-            .events
-            .iter()
-            .filter(|(a, e)| {
-                *a == addr(i as u8 + 1)
-                    && matches!(e, Event::User(u) if u.name == "deploy" && &u.payload[..] == b"v2")
-            })
-            .count();
-        assert_eq!(got, 1, "node {i}");
+    net.send_deploy();
+    for i in 1..=3 {
+        assert_eq!(net.deliveries(addr(i)), 1, "n{i}");
     }
+    let now = net.now;
     assert_eq!(
         net.nodes[0].1.send_user_event(now, "", b""),
         Err(UserEventError::BadName)
@@ -243,6 +258,40 @@ fn user_events_are_delivered_once_everywhere() {
         net.nodes[0].1.send_user_event(now, "x", &[0; 65]),
         Err(UserEventError::PayloadTooLarge)
     );
+}
+
+#[test]
+fn a_user_event_lost_in_gossip_arrives_by_push_pull_once() {
+    let mut net = Net::new(3);
+    // Every datagram to n3 that piggybacks a user event is lost; Sync chunks get through.
+    net.lose = Some(|to, bytes| {
+        to == addr(3)
+            && crate::wire::decode(bytes, 0).is_ok_and(|f| {
+                !matches!(f.message, Message::Sync { .. })
+                    && f.updates().any(|u| matches!(u, Update::User { .. }))
+            })
+    });
+    net.send_deploy();
+    // Several push-pull rounds (every 30 s): delivered to n3 once, and nowhere twice.
+    net.run_for(Duration::from_secs(180));
+    for i in 1..=3 {
+        assert_eq!(net.deliveries(addr(i)), 1, "n{i}");
+    }
+}
+
+#[test]
+fn a_node_joining_later_is_not_replayed_the_events_push_pull_carries() {
+    let mut net = Net::new(3);
+    net.send_deploy();
+    net.nodes.push((addr(4), node(4), true));
+    let now = net.now;
+    net.nodes[3].1.join(now, addr(1)).unwrap();
+    net.run_for(Duration::from_secs(180));
+    assert_eq!(net.nodes[3].1.members().count(), 4);
+    assert_eq!(net.deliveries(addr(4)), 0, "history is not replayed");
+    for i in 1..=3 {
+        assert_eq!(net.deliveries(addr(i)), 1, "n{i}");
+    }
 }
 
 /// Encodes one datagram by hand, as a peer (honest or not) would.

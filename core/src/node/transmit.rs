@@ -85,6 +85,9 @@ pub(super) struct SyncSession {
     pub(super) kind: SyncKind,
     /// Next table slot to send.
     cursor: usize,
+    /// Next buffered user event to send, once every slot is sent: anti-entropy for events
+    /// a member missed while its gossip was lost (Serf's push-pull carries them too).
+    event: usize,
 }
 
 impl SyncSession {
@@ -93,6 +96,7 @@ impl SyncSession {
             to,
             kind: SyncKind::Request { first: true, join },
             cursor: 0,
+            event: 0,
         }
     }
 
@@ -101,6 +105,7 @@ impl SyncSession {
             to,
             kind: SyncKind::Response,
             cursor: 0,
+            event: 0,
         }
     }
 }
@@ -236,8 +241,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
     }
 
-    /// The next chunk of the first push-pull session: as many member states as fit.
-    /// Returns the destination and encoded length.
+    /// The next chunk of the first push-pull session: as many member states as fit, then
+    /// the buffered user events. Returns the destination and encoded length.
     fn sync_chunk(&mut self, buf: &mut [u8], gap: usize) -> Option<(SocketAddr, usize)> {
         let mut session = *self.syncs.first()?;
         let message = Message::Sync {
@@ -278,10 +283,25 @@ impl<const M: usize, const U: usize> Node<M, U> {
             entries += usize::from(self.table.get(session.cursor).is_some());
             session.cursor += 1;
         }
+        let events = self.user.buffer.len();
+        while session.cursor >= end && session.event < events {
+            let fits = match self.update_for(Subject::User(session.event as u8)) {
+                Some(update) => enc.push(&update),
+                None => true,
+            };
+            if !fits {
+                if entries == 0 {
+                    session.event += 1;
+                }
+                break;
+            }
+            entries += 1;
+            session.event += 1;
+        }
         if let SyncKind::Request { join, .. } = session.kind {
             session.kind = SyncKind::Request { first: false, join };
         }
-        if session.cursor >= end {
+        if session.cursor >= end && session.event >= events {
             self.syncs.remove(0);
         } else {
             self.syncs[0] = session;

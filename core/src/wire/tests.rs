@@ -81,6 +81,8 @@ fn sample_frames() -> Vec<Vec<u8>> {
         tags: tags.encoded(),
         status: WireStatus::Suspect,
     }));
+    // User events ride in Sync chunks too (anti-entropy for missed events).
+    assert!(e.push(&updates[4]));
     let n = e.len();
     out.push(buf[..n].to_vec());
     out
@@ -91,7 +93,7 @@ fn every_message_round_trips() {
     for bytes in sample_frames() {
         let frame = decode(&bytes, 42).unwrap();
         let n = frame.updates().count();
-        assert!(n == 5 || matches!(frame.message, Message::Sync { .. }) && n == 1);
+        assert!(n == 5 || matches!(frame.message, Message::Sync { .. }) && n == 2);
     }
     assert_eq!(
         decode(&sample_frames()[0], 43).err(),
@@ -109,6 +111,20 @@ fn sync_and_gossip_do_not_mix() {
         addr: v4(2),
         tags: &[],
         status: WireStatus::Alive,
+    }));
+    let n = e.len();
+    assert_eq!(decode(&buf[..n], 0).err(), Some(DropReason::Malformed));
+    // Nor do Sync chunks carry piggybacked claims.
+    let sync = Message::Sync {
+        kind: SyncKind::Response,
+        ltime: 1,
+    };
+    let mut e = Encoder::new(&mut buf, 0, &sync).unwrap();
+    assert!(e.push(&Update::Alive {
+        name: "b",
+        incarnation: 1,
+        addr: v4(2),
+        tags: &[],
     }));
     let n = e.len();
     assert_eq!(decode(&buf[..n], 0).err(), Some(DropReason::Malformed));
