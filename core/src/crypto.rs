@@ -77,6 +77,70 @@ impl core::fmt::Display for KeyringError {
 
 impl core::error::Error for KeyringError {}
 
+/// What a node with a keyring does about plaintext. The steps of turning encryption on in
+/// a running plaintext cluster with no split (as memberlist's `GossipVerifyIncoming` and
+/// `GossipVerifyOutgoing`), each done on every node before the next:
+///
+/// 1. set the keyring with [`Plaintext::Send`]: still sends plaintext, accepts both;
+/// 2. [`Plaintext::Accept`]: sends encrypted, still accepts plaintext;
+/// 3. [`Plaintext::Refuse`]: encrypted only.
+///
+/// Turning encryption off is the same in reverse. Without a keyring a node sends and
+/// accepts plaintext only, whatever this says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Plaintext {
+    /// Sends and accepts encrypted datagrams only (the default, and the goal).
+    #[default]
+    Refuse,
+    /// Sends encrypted datagrams, and still accepts plaintext.
+    Accept,
+    /// Sends plaintext, and accepts both.
+    Send,
+}
+
+impl Plaintext {
+    /// `refuse`, `accept` or `send`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Plaintext::Refuse => "refuse",
+            Plaintext::Accept => "accept",
+            Plaintext::Send => "send",
+        }
+    }
+}
+
+impl core::str::FromStr for Plaintext {
+    type Err = UnknownPlaintext;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "refuse" => Ok(Plaintext::Refuse),
+            "accept" => Ok(Plaintext::Accept),
+            "send" => Ok(Plaintext::Send),
+            _ => Err(UnknownPlaintext),
+        }
+    }
+}
+
+impl core::fmt::Display for Plaintext {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A [`Plaintext`] policy name other than `refuse`, `accept` and `send`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UnknownPlaintext;
+
+impl core::fmt::Display for UnknownPlaintext {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("plaintext policy must be refuse, accept or send")
+    }
+}
+
+impl core::error::Error for UnknownPlaintext {}
+
 /// One primary key (used to send) and up to three more (accepted on receive).
 ///
 /// Rolling rotation with no downtime: `install` the new key on every node, then `use_key`

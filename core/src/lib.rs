@@ -95,7 +95,7 @@ mod wire;
 pub use config::{Config, ConfigError};
 pub use crypto::{
     ENCRYPTION_OVERHEAD, ENVELOPE_XCHACHA20POLY1305, KEY_LEN, Key, Keyring, KeyringError, MAX_KEYS,
-    NONCE_LEN, TAG_LEN,
+    NONCE_LEN, Plaintext, TAG_LEN, UnknownPlaintext,
 };
 pub use event::Event;
 pub use member::{Member, Status};

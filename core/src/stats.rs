@@ -30,8 +30,10 @@ pub struct Stats {
     pub dropped_malformed: u64,
     /// Dropped: well-formed but not for this node (wrong target name, sent after leaving).
     pub dropped_ignored: u64,
-    /// Dropped: failed authentication, or plaintext while encryption is on.
+    /// Dropped: failed authentication with every installed key.
     pub dropped_unauthenticated: u64,
+    /// Dropped: plaintext while encryption is on and plaintext is refused.
+    pub dropped_plaintext: u64,
     /// Probes started.
     pub probes: u64,
     /// Probes that got no ack, directly or indirectly.
@@ -87,6 +89,7 @@ impl Stats {
         dropped_malformed: 0,
         dropped_ignored: 0,
         dropped_unauthenticated: 0,
+        dropped_plaintext: 0,
         probes: 0,
         probes_failed: 0,
         indirect_probes: 0,
@@ -118,6 +121,7 @@ impl Stats {
             DropReason::Malformed => &mut self.dropped_malformed,
             DropReason::Ignored => &mut self.dropped_ignored,
             DropReason::Unauthenticated => &mut self.dropped_unauthenticated,
+            DropReason::Plaintext => &mut self.dropped_plaintext,
         };
         *c += 1;
     }
@@ -132,5 +136,6 @@ impl Stats {
             + self.dropped_malformed
             + self.dropped_ignored
             + self.dropped_unauthenticated
+            + self.dropped_plaintext
     }
 }

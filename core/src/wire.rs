@@ -54,8 +54,11 @@ pub enum DropReason {
     /// A well-formed message this node must ignore: addressed to another name, from the
     /// node itself, or arriving after it left.
     Ignored,
-    /// Failed authentication with every installed key, or plaintext while a keyring is set.
+    /// Failed authentication with every installed key.
     Unauthenticated,
+    /// Plaintext, while this node has a keyring and refuses plaintext
+    /// ([`Plaintext::Refuse`](crate::Plaintext::Refuse)).
+    Plaintext,
 }
 
 impl core::fmt::Display for DropReason {
@@ -69,6 +72,7 @@ impl core::fmt::Display for DropReason {
             DropReason::Malformed => "malformed body or field out of range",
             DropReason::Ignored => "not for this node",
             DropReason::Unauthenticated => "failed authentication",
+            DropReason::Plaintext => "plaintext while encryption is required",
         })
     }
 }

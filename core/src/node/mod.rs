@@ -10,7 +10,7 @@ use core::net::SocketAddr;
 
 use crate::broadcast::{self, Queue, Subject};
 use crate::config::{Config, ConfigError};
-use crate::crypto::{Keyring, Sealer};
+use crate::crypto::{Keyring, Plaintext, Sealer};
 use crate::event::Event;
 use crate::member::{Member, Pending, Slot, Status};
 use crate::name::{Identity, Name};
@@ -136,6 +136,8 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     foreign_claims: u8,
     /// Keys and nonce state when encryption is on.
     sealer: Option<Sealer>,
+    /// What to do about plaintext while `sealer` is set.
+    plaintext: Plaintext,
     /// Fingerprints of recently refused newcomers, so each is reported once.
     refused: heapless::Deque<u32, 16>,
 }
@@ -198,6 +200,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             phase: Phase::Left,
             foreign_claims: 0,
             sealer: None,
+            plaintext: Plaintext::Refuse,
             refused: heapless::Deque::new(),
         }
     }
@@ -247,6 +250,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.phase = Phase::Running;
         self.foreign_claims = 0;
         self.sealer = None;
+        self.plaintext = Plaintext::Refuse;
         self.refused.clear();
         Ok(())
     }
@@ -352,13 +356,25 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 
     /// Turns on authenticated encryption (or replaces the keyring). From now on every
     /// datagram is sealed with the primary key, and only datagrams that open with one of the
-    /// keyring's keys are accepted: plaintext is dropped.
+    /// keyring's keys are accepted: plaintext is dropped, unless [`Node::set_plaintext`]
+    /// says otherwise (to turn encryption on in a running cluster).
     ///
     /// `entropy` must be fresh random bytes on every boot (from a hardware RNG, the OS, or a
     /// persisted boot counter hashed with the node name): it salts the nonces, which never
     /// repeat under one key as long as it never repeats.
     pub fn set_keyring(&mut self, keyring: Keyring, entropy: [u8; 16]) {
         self.sealer = Some(Sealer::new(keyring, entropy));
+    }
+
+    /// Sets what this node does about plaintext while it has a keyring: the steps of turning
+    /// encryption on (or off) in a running cluster with no split (see [`Plaintext`]).
+    pub fn set_plaintext(&mut self, plaintext: Plaintext) {
+        self.plaintext = plaintext;
+    }
+
+    /// What this node does about plaintext while it has a keyring.
+    pub fn plaintext(&self) -> Plaintext {
+        self.plaintext
     }
 
     /// The keyring, when encryption is on.

@@ -4,7 +4,7 @@ use core::net::SocketAddr;
 
 use super::transmit::{Outgoing, SyncSession};
 use super::{Helping, Node, Phase};
-use crate::crypto::ENVELOPE_XCHACHA20POLY1305;
+use crate::crypto::{ENVELOPE_XCHACHA20POLY1305, Plaintext};
 use crate::event::Event;
 use crate::time::{Duration, Instant};
 use crate::wire::{self, DropReason, Message, SyncKind, Update};
@@ -36,8 +36,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let envelope = wire::check_header(data, self.config.cluster_id)?;
         let mut scratch = [0u8; wire::MAX_DATAGRAM];
         let body = match (envelope, &self.sealer) {
-            (wire::ENVELOPE_PLAIN, None) => &data[wire::HEADER_LEN..],
-            (wire::ENVELOPE_PLAIN, Some(_)) => return Err(DropReason::Unauthenticated),
+            (wire::ENVELOPE_PLAIN, Some(_)) if self.plaintext == Plaintext::Refuse => {
+                return Err(DropReason::Plaintext);
+            }
+            (wire::ENVELOPE_PLAIN, _) => &data[wire::HEADER_LEN..],
             (ENVELOPE_XCHACHA20POLY1305, Some(sealer)) => sealer.open(data, &mut scratch)?,
             _ => return Err(DropReason::Envelope),
         };

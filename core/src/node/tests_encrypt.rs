@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use super::tests::{Net, addr};
 use super::*;
-use crate::crypto::{ENCRYPTION_OVERHEAD, Key};
+use crate::crypto::{ENCRYPTION_OVERHEAD, Key, Plaintext};
 use crate::wire::DropReason;
 
 fn key(b: u8) -> Key {
@@ -59,8 +59,9 @@ fn encrypt_wrong_key_or_plaintext_node_cannot_join_or_inject() {
     let from: SocketAddr = addr(9);
     assert_eq!(
         net.nodes[0].1.handle_datagram(net.now, from, &buf[..t.len]),
-        Err(DropReason::Unauthenticated)
+        Err(DropReason::Plaintext)
     );
+    assert_eq!(net.nodes[0].1.stats().dropped_plaintext, 1);
     assert!(net.nodes[0].1.member("evil").is_none());
 }
 
@@ -91,4 +92,41 @@ fn encrypt_rolling_rotation_loses_no_member() {
         assert_eq!(n.members().count(), 4);
         assert_eq!(n.stats().dropped_unauthenticated, 0, "node {i}");
     }
+}
+
+#[test]
+fn encrypt_turned_on_in_a_running_plaintext_cluster_splits_nothing() {
+    let mut net = Net::new(4);
+    net.run_for(Duration::from_secs(5));
+    // Each step on every node, one node at a time, with traffic in between.
+    type Step = fn(&mut Node<8, 16>, u8);
+    let steps: [Step; 3] = [
+        |n, i| {
+            n.set_plaintext(Plaintext::Send);
+            n.set_keyring(Keyring::new(key(1)), [i; 16]);
+        },
+        |n, _| n.set_plaintext(Plaintext::Accept),
+        |n, _| n.set_plaintext(Plaintext::Refuse),
+    ];
+    for step in steps {
+        for i in 0..4 {
+            step(&mut net.nodes[i].1, i as u8);
+            net.run_for(Duration::from_millis(700));
+        }
+        net.run_for(Duration::from_secs(2));
+    }
+    let sent_before = net.sent.len();
+    net.run_for(Duration::from_secs(30));
+    for i in 0..4 {
+        let n = &net.nodes[i].1;
+        assert_eq!(n.members().count(), 4, "node {i}");
+        assert_eq!(n.stats().suspicions, 0, "node {i} suspected someone");
+        assert_eq!(n.stats().dropped(), 0, "node {i}");
+    }
+    assert!(
+        net.sent[sent_before..]
+            .iter()
+            .all(|b| b[1] == crate::ENVELOPE_XCHACHA20POLY1305),
+        "encrypted only at the end"
+    );
 }

@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 use super::Node;
 use super::Transmit;
 use crate::broadcast::Subject;
-use crate::crypto::{NONCE_LEN, TAG_LEN};
+use crate::crypto::{NONCE_LEN, Plaintext, Sealer, TAG_LEN};
 use crate::member::Status;
 use crate::name::Name;
 use crate::time::Instant;
@@ -125,7 +125,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let _ = now;
         let limit = buf.len().min(self.config.max_datagram);
         let buf = &mut buf[..limit];
-        let (gap, tag) = match self.sealer {
+        let (gap, tag) = match self.sealing() {
             Some(_) => (NONCE_LEN, TAG_LEN),
             None => (0, 0),
         };
@@ -159,13 +159,21 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     /// Seals the encoded frame when encryption is on, and counts it.
     fn sent(&mut self, buf: &mut [u8], to: SocketAddr, len: usize) -> Option<Transmit> {
-        let len = match self.sealer.as_mut() {
+        let len = match self.sealing() {
             Some(sealer) => sealer.seal(buf, len)?,
             None => len,
         };
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += len as u64;
         Some(Transmit { to, len })
+    }
+
+    /// The sealer, when datagrams are to be sealed: a keyring is set and plaintext is not
+    /// what this node sends ([`Plaintext::Send`]).
+    fn sealing(&mut self) -> Option<&mut Sealer> {
+        self.sealer
+            .as_mut()
+            .filter(|_| self.plaintext != Plaintext::Send)
     }
 
     /// Adds queued updates to `enc`, least-sent first; returns how many fit. Gives up after
