@@ -1,14 +1,16 @@
-//! Arbitrary bytes into a node, three ways: raw to a plaintext node, raw to an encrypted node,
-//! and sealed with the cluster key (built here from the documented format with the same
-//! AEAD crate) so the fuzzer reaches the decoder behind authentication. Every rejected
-//! datagram must leave the member table as it was.
+//! Arbitrary bytes into a node, four ways: raw to a plaintext node, raw to an encrypted node,
+//! sealed with the cluster key (built here from the documented format with the same AEAD
+//! crate) so the fuzzer reaches the decoder behind authentication, and raw to an encrypted
+//! node that still accepts plaintext (a migration's middle step). Every rejected datagram
+//! must leave the member table as it was.
 #![no_main]
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use libfuzzer_sys::fuzz_target;
 use rumor_core::{
-    Config, HEADER_LEN, Identity, Instant, Key, Keyring, NONCE_LEN, Node, TAG_LEN, VERSION,
+    Config, HEADER_LEN, Identity, Instant, Key, Keyring, NONCE_LEN, Node, Plaintext, TAG_LEN,
+    VERSION,
 };
 
 const KEY: [u8; 32] = [7; 32];
@@ -55,10 +57,15 @@ fuzz_target!(|input: &[u8]| {
     let Some((&mode, data)) = input.split_first() else {
         return;
     };
-    let (mut n, bytes) = match mode % 3 {
+    let (mut n, bytes) = match mode % 4 {
         0 => (node(false), data.to_vec()),
         1 => (node(true), data.to_vec()),
-        _ => (node(true), seal(data)),
+        2 => (node(true), seal(data)),
+        _ => {
+            let mut n = node(true);
+            n.set_plaintext(Plaintext::Accept);
+            (n, data.to_vec())
+        }
     };
     let before = snapshot(&n);
     let from = "10.0.0.2:7946".parse().unwrap();
