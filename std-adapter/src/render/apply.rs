@@ -89,13 +89,15 @@ impl Applier {
                 RenderStats::bump(&self.stats.applied);
             }
             Err(e) => {
+                // Set the error first, so a reader that sees the new failure count never
+                // sees it without its error.
+                self.stats.set_error(Some(e.to_string()));
                 RenderStats::bump(match e {
                     ApplyError::Render(_) => &self.stats.render_failures,
                     ApplyError::Write(_) => &self.stats.write_failures,
                     ApplyError::Check(_) => &self.stats.check_failures,
                     ApplyError::Reload(_) => &self.stats.reload_failures,
                 });
-                self.stats.set_error(Some(e.to_string()));
             }
         }
         result
