@@ -154,6 +154,8 @@ port = "3000"
 fn monitor_streams_events_and_logs() {
     let dir = tempfile::tempdir().unwrap();
     let a = Agent::on_loopback(dir.path(), "a", &[]);
+    // The monitor writes to a file, so its output can be read while it runs.
+    let out_path = dir.path().join("monitor.out");
     let mut monitor = Command::new(RUMOR)
         .args([
             "monitor",
@@ -162,9 +164,27 @@ fn monitor_streams_events_and_logs() {
             "--rpc-addr",
             &a.rpc.to_string(),
         ])
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
         .spawn()
         .unwrap();
+    // A monitor sees only what happens after it subscribed (no replay): make sure it is
+    // live, by a user event it reports, before b joins.
+    let live = wait_for(Duration::from_secs(20), || {
+        if let Some(status) = monitor.try_wait().unwrap() {
+            panic!("the monitor exited early ({status})");
+        }
+        assert!(a.client(&["event", "ready", "ready"]).status.success());
+        let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|l| l["event"]["type"] == "user" && l["event"]["name"] == "ready")
+            .then_some(())
+    });
+    assert!(
+        live.is_some(),
+        "the monitor never reported the ready event:\n{}",
+        std::fs::read_to_string(&out_path).unwrap_or_default()
+    );
     let b = wait_for(Duration::from_secs(5), || {
         Some(Agent::on_loopback(
             dir.path(),
@@ -180,8 +200,7 @@ fn monitor_streams_events_and_logs() {
     let got = wait_for(Duration::from_secs(15), || monitor.try_wait().unwrap())
         .expect("monitor ends with the agent");
     assert!(got.success());
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut monitor.stdout.take().unwrap(), &mut text).unwrap();
+    let text = std::fs::read_to_string(&out_path).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

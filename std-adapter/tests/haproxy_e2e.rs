@@ -275,11 +275,21 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
     );
     expect_rotation(&haproxy, &ha, &["web-1", "web-4"], limit);
     assert!(all_serve(frontend, &["web-1", "web-4"]));
-    std::thread::sleep(Duration::from_secs(1));
 
-    // `rumor info` counts what happened to the target.
+    // `rumor info` counts what happened to the target, once the fixed template's apply
+    // has cleared the last error (the counters are updated after the reload returns).
+    let target = cfg.display().to_string();
+    let cleared = wait_for(limit, || {
+        let counts = ha.info()["render"][&target].clone();
+        (counts.is_object() && counts["last_error"].is_null()).then_some(())
+    });
     let info = ha.info();
-    let counts = &info["render"][cfg.display().to_string()];
+    assert!(
+        cleared.is_some(),
+        "the last error was never cleared: {info}\n--- ha agent log:\n{}",
+        ha.log_text()
+    );
+    let counts = &info["render"][&target];
     println!("render target counters (rumor info): {counts}");
     assert!(counts["render_failures"].as_u64() >= Some(1), "{info}");
     assert!(counts["check_failures"].as_u64() >= Some(1), "{info}");

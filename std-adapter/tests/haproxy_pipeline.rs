@@ -85,7 +85,9 @@ impl Lab {
         Target {
             check: Some("haproxy -c -f {staged}".into()),
             reload,
-            command_timeout: Duration::from_secs(5),
+            // Generous for a loaded machine: a successful command returns as soon as it is
+            // done, so this only bounds a hung one.
+            command_timeout: Duration::from_secs(30),
             ..Target::new(renderer, &self.dest)
         }
     }

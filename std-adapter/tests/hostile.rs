@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use common::garbage::{filler, invalid_drops};
+use common::garbage::{filler, invalid_drops, kernel_drops};
 use common::{Agent, agree, args, join_args, loopback_ip, views, wait_for};
 use serde_json::Value;
 
@@ -45,6 +45,7 @@ fn garbage_datagrams_are_counted_and_change_nothing() {
     let both = [&a, &b];
     let before = agree(&both, Duration::from_secs(30));
     let dropped_before = invalid_drops(&a.info());
+    let kernel_before = kernel_drops(a.gossip);
 
     let attacker = UdpSocket::bind((loopback_ip(), 0)).unwrap();
     let datagrams = garbage(40);
@@ -52,18 +53,25 @@ fn garbage_datagrams_are_counted_and_change_nothing() {
         attacker.send_to(d, a.gossip).unwrap();
         std::thread::sleep(Duration::from_millis(1));
     }
-    let want = dropped_before + datagrams.len() as u64;
-    let counted = wait_for(Duration::from_secs(15), || {
-        let n = invalid_drops(&a.info());
-        (n >= want).then_some(n)
+    // Every datagram is counted by the agent, or was dropped by the kernel because the
+    // socket's receive buffer was full (on a loaded machine the agent can fall behind).
+    let sent = datagrams.len() as u64;
+    let settled = wait_for(Duration::from_secs(15), || {
+        let counted = invalid_drops(&a.info()) - dropped_before;
+        let kernel = kernel_drops(a.gossip) - kernel_before;
+        (counted + kernel >= sent).then_some(())
     });
     let info = a.info();
-    assert_eq!(
-        counted,
-        Some(want),
-        "drops counted: {}",
+    let counted = invalid_drops(&info) - dropped_before;
+    let kernel = kernel_drops(a.gossip) - kernel_before;
+    // The kernel's count also covers b's gossip, so the agent is wrong only if it counted
+    // more than was sent; with no kernel drops, that is exactly one count per datagram.
+    assert!(
+        settled.is_some() && counted <= sent,
+        "{sent} sent, {counted} counted by the agent, {kernel} dropped by the kernel: {}",
         info["agent"]["protocol"]
     );
+    // Each kind of bad header was sent 40 times; kernel drops may have taken some of them.
     for k in [
         "dropped_truncated",
         "dropped_oversized",
@@ -71,8 +79,8 @@ fn garbage_datagrams_are_counted_and_change_nothing() {
         "dropped_cluster",
     ] {
         assert!(
-            info["agent"]["protocol"][k].as_u64().unwrap() >= 40,
-            "{k}: {}",
+            info["agent"]["protocol"][k].as_u64().unwrap() >= 40u64.saturating_sub(kernel),
+            "{k} ({kernel} dropped by the kernel): {}",
             info["agent"]["protocol"]
         );
     }

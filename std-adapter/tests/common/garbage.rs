@@ -1,5 +1,7 @@
-//! Hostile datagrams: deterministic filler bytes, and the counters that datagrams dropped
-//! as invalid land in.
+//! Hostile datagrams: deterministic filler bytes, the counters that datagrams dropped as
+//! invalid land in, and the kernel's count of datagrams dropped before the agent read them.
+
+use std::net::SocketAddr;
 
 use serde_json::Value;
 
@@ -25,6 +27,27 @@ pub fn counter(info: &Value, name: &str) -> u64 {
 /// Datagrams dropped as invalid, whatever the reason.
 pub fn invalid_drops(info: &Value) -> u64 {
     INVALID.iter().map(|k| counter(info, k)).sum()
+}
+
+/// Datagrams the kernel dropped for the UDP socket bound to `addr` (its receive buffer was
+/// full), from the `drops` column of /proc/net/udp.
+pub fn kernel_drops(addr: SocketAddr) -> u64 {
+    let SocketAddr::V4(addr) = addr else {
+        panic!("IPv4 only")
+    };
+    let table = std::fs::read_to_string("/proc/net/udp").expect("read /proc/net/udp");
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some((ip, port)) = fields.get(1).and_then(|l| l.split_once(':')) else {
+            continue;
+        };
+        let ip = u32::from_str_radix(ip, 16).map(|v| v.to_ne_bytes());
+        let port = u16::from_str_radix(port, 16);
+        if ip == Ok(addr.ip().octets()) && port == Ok(addr.port()) {
+            return fields.last().and_then(|d| d.parse().ok()).expect("drops");
+        }
+    }
+    panic!("no UDP socket bound to {addr} in /proc/net/udp")
 }
 
 /// The next number of a xorshift32 sequence: the same garbage on every run.
