@@ -181,7 +181,8 @@ impl Board {
         self.console.find(0, |l| l == line).map(|(at, _)| at)
     }
 
-    /// Waits up to `limit` for the board's QEMU to exit; its exit code.
+    /// Waits up to `limit` for the board's QEMU to exit; its exit code. Once it has exited,
+    /// the console has been read to its end, so everything the board printed is there.
     pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < limit {
@@ -189,6 +190,8 @@ impl Board {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
+                // QEMU was the console's only writer: the reader reaches the end now.
+                self.console.finish();
                 return status.code();
             }
             thread::sleep(Duration::from_millis(50));
