@@ -227,7 +227,12 @@ impl Driver {
                 let _ = reply.send(self.stats(now));
             }
             Command::Keyring { change, reply } => {
-                let _ = reply.send(self.keys.apply(self.node.keyring_mut(), change));
+                let mut plaintext = self.node.plaintext();
+                let result = self
+                    .keys
+                    .apply(self.node.keyring_mut(), &mut plaintext, change);
+                self.node.set_plaintext(plaintext);
+                let _ = reply.send(result);
             }
         }
     }

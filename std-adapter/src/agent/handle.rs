@@ -118,6 +118,7 @@ impl AgentStats {
             ("dropped_malformed", s.dropped_malformed),
             ("dropped_ignored", s.dropped_ignored),
             ("dropped_unauthenticated", s.dropped_unauthenticated),
+            ("dropped_plaintext", s.dropped_plaintext),
             ("probes", s.probes),
             ("probes_failed", s.probes_failed),
             ("indirect_probes", s.indirect_probes),

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumor_core::{Config, ConfigError, Identity, Keyring, NameError, Node, Tags};
+use rumor_core::{Config, ConfigError, Identity, Keyring, NameError, Node, Plaintext, Tags};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -64,6 +64,11 @@ pub struct AgentConfig {
     /// Authenticated encryption: every datagram is sealed with the keyring's primary key
     /// and only datagrams that open with one of its keys are accepted. `None`: plaintext.
     pub keyring: Option<Keyring>,
+    /// With a keyring, what the agent does about plaintext: [`Plaintext::Refuse`] (the
+    /// default) seals and accepts encrypted datagrams only; `Send` and `Accept` are the
+    /// first two steps of turning encryption on in a running plaintext cluster (see
+    /// [`Plaintext`]). Ignored without a keyring. Changed with [`KeyChange::Plaintext`].
+    pub plaintext: Plaintext,
     /// Where keyring changes ([`Handle::keyring`]) are saved before they take effect.
     /// `None`: they last until the agent stops.
     pub keyring_file: Option<KeyringFile>,
@@ -81,6 +86,7 @@ impl AgentConfig {
             leave_timeout: Duration::from_secs(5),
             seed: None,
             keyring: None,
+            plaintext: Plaintext::Refuse,
             keyring_file: None,
         }
     }
@@ -134,7 +140,8 @@ pub struct Agent {
 impl Agent {
     /// Binds the socket, builds the node and starts driving it on the current tokio
     /// runtime. The agent reports its own `member-join` first, as Serf does. With a
-    /// keyring, the node gets fresh entropy from the OS for its nonces at every start.
+    /// keyring, the node gets fresh entropy from the OS for its nonces at every start, and
+    /// the plaintext policy of the config.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
         let socket = UdpSocket::bind(config.bind)
             .await
@@ -154,6 +161,8 @@ impl Agent {
             let entropy = crate::keyring::entropy().map_err(AgentError::Io)?;
             node.set_keyring(keyring, entropy);
         }
+        node.set_plaintext(config.plaintext);
+        let plaintext_accepted = encrypted && config.plaintext != Plaintext::Refuse;
 
         let local = MemberInfo::from_member(&node.local());
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
@@ -179,6 +188,13 @@ impl Agent {
         let span = tracing::info_span!("agent", name = %config.name);
         span.in_scope(|| {
             tracing::info!(bind = %bound, advertise = %advertise, encrypted, "agent started");
+            if plaintext_accepted {
+                tracing::warn!(
+                    plaintext = %config.plaintext,
+                    "plaintext is still accepted: the cluster is not protected until every \
+                     agent refuses it (`rumor keys --plaintext refuse`)"
+                );
+            }
             tracing::debug!(protocol = ?config.protocol, capacity = MEMBER_CAPACITY, "protocol settings");
         });
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));

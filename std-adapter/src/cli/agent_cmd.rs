@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::pin;
 
-use rumor_core::Keyring;
+use rumor_core::{Keyring, Plaintext};
 use rumor_std::handler::Handlers;
 use rumor_std::keyring::{KeyringFile, Startup};
 use rumor_std::render::RenderTargets;
@@ -34,7 +34,7 @@ async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
         rumor_std::tags_from_map(&s.tags).map_err(|e| CliError(format!("invalid tags: {e}")))?;
     config.protocol = s.profile.config();
     config.leave_timeout = s.leave_timeout;
-    (config.keyring, config.keyring_file) = startup_keyring(&s)?;
+    (config.keyring, config.plaintext, config.keyring_file) = startup_keyring(&s)?;
     let agent = Agent::start(config).await?;
     let handle = agent.handle();
     // Subscribed before the agent task first runs, so they see its own member-join.
@@ -137,31 +137,43 @@ async fn rejoin_from_snapshot(handle: &Handle, s: &Settings) {
     tokio::spawn(snapshot::keep_saved(handle.clone(), path));
 }
 
-/// The keyring to start with, and the file that keeps it: the keyring file's keys (the
-/// file is created from `--encrypt` when missing), or only `--encrypt`'s key, or none.
-fn startup_keyring(s: &Settings) -> Result<(Option<Keyring>, Option<KeyringFile>), CliError> {
+/// The keyring to start with, its plaintext policy, and the file that keeps them: the
+/// keyring file's keys (the file is created from `--encrypt` when missing), or only
+/// `--encrypt`'s key, or none. `--plaintext` wins over the file's policy, and is saved.
+fn startup_keyring(
+    s: &Settings,
+) -> Result<(Option<Keyring>, Plaintext, Option<KeyringFile>), CliError> {
     let Some(path) = &s.keyring_file else {
-        return Ok((s.encrypt.clone().map(Keyring::new), None));
+        let plaintext = s.plaintext.unwrap_or_default();
+        return Ok((s.encrypt.clone().map(Keyring::new), plaintext, None));
     };
     let file = KeyringFile::new(path);
-    let (keyring, startup) = file.open_or_create(s.encrypt.as_ref())?;
+    let (saved, startup) = file.open_or_create(s.encrypt.as_ref(), s.plaintext)?;
     let shown = path.display();
+    let plaintext = saved.plaintext;
     match startup {
-        Startup::Created => tracing::info!(path = %shown, "keyring file created from --encrypt"),
+        Startup::Created => {
+            tracing::info!(path = %shown, %plaintext, "keyring file created from --encrypt")
+        }
         Startup::Loaded {
             given_key_ignored,
+            plaintext_replaced,
             too_open,
         } => {
-            tracing::info!(path = %shown, keys = keyring.keys().count(), "keyring file loaded");
+            let keys = saved.keyring.keys().count();
+            tracing::info!(path = %shown, keys, %plaintext, "keyring file loaded");
             if given_key_ignored {
                 tracing::warn!(path = %shown, "the --encrypt key is not in the keyring file, which wins: the key is ignored");
+            }
+            if let Some(old) = plaintext_replaced {
+                tracing::info!(path = %shown, was = %old, %plaintext, "--plaintext saved to the keyring file");
             }
             if let Some(mode) = too_open {
                 tracing::warn!(path = %shown, mode = format_args!("{mode:o}"), "others may read the keyring file: chmod 600 it");
             }
         }
     }
-    Ok((Some(keyring), Some(file)))
+    Ok((Some(saved.keyring), plaintext, Some(file)))
 }
 
 /// The output of `a`, or `None` if `b` finishes first.

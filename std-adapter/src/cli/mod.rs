@@ -58,8 +58,8 @@ enum Command {
     Info(InfoArgs),
     /// Print a new encryption key (base64, from the OS random number generator).
     Keygen,
-    /// List or change the local agent's encryption keys (see docs/OPERATIONS.md for a
-    /// rolling rotation).
+    /// List or change the local agent's encryption keys and plaintext policy (see
+    /// docs/OPERATIONS.md for a rolling rotation, and for turning encryption on).
     Keys(KeysArgs),
     /// Start a small cluster on loopback, crash a node, make one leave, and show how
     /// fast each was detected.
@@ -210,6 +210,12 @@ pub(crate) struct AgentArgs {
     /// saved on every `rumor keys` change so a restarted agent keeps its keys.
     #[arg(long, value_name = "PATH")]
     pub(crate) keyring_file: Option<PathBuf>,
+    /// With encryption, what to do about plaintext: refuse, accept (send encrypted, accept
+    /// both) or send (send plaintext, accept both), the steps of turning encryption on in a
+    /// running cluster (docs/OPERATIONS.md); saved to the keyring file [default: the
+    /// keyring file's, else refuse].
+    #[arg(long, value_name = "POLICY", value_parser = parse_plaintext)]
+    pub(crate) plaintext: Option<rumor_core::Plaintext>,
 }
 
 /// `rumor members` flags.
@@ -292,11 +298,11 @@ pub(crate) struct InfoArgs {
 
 /// `rumor keys` flags: exactly one of the operations.
 #[derive(Args, Debug)]
-#[command(group = clap::ArgGroup::new("op").required(true).args(["list", "install", "use_key", "remove"]))]
+#[command(group = clap::ArgGroup::new("op").required(true).args(["list", "install", "use_key", "remove", "plaintext"]))]
 pub(crate) struct KeysArgs {
     #[command(flatten)]
     pub(crate) rpc: RpcArgs,
-    /// Show every key (base64), the primary marked.
+    /// Show every key (base64), the primary marked, then the plaintext policy.
     #[arg(long)]
     pub(crate) list: bool,
     /// Accept this key on receive too.
@@ -308,6 +314,11 @@ pub(crate) struct KeysArgs {
     /// Stop accepting this key (it must not be the primary).
     #[arg(long, value_name = "KEY")]
     pub(crate) remove: Option<String>,
+    /// What to do about plaintext from now on: send (step 1 of turning encryption on:
+    /// send plaintext, accept both), accept (step 2: send encrypted, accept both) or
+    /// refuse (step 3: encrypted only).
+    #[arg(long, value_name = "POLICY", value_parser = parse_plaintext)]
+    pub(crate) plaintext: Option<rumor_core::Plaintext>,
     /// Output format of the keyring.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) format: Format,
@@ -327,6 +338,11 @@ pub(crate) struct DemoArgs {
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration like 500ms, 5s or 1m: {e}"))
+}
+
+pub(crate) fn parse_plaintext(s: &str) -> Result<rumor_core::Plaintext, String> {
+    s.parse()
+        .map_err(|_| format!("unknown plaintext policy `{s}` (use refuse, accept or send)"))
 }
 
 fn parse_status(s: &str) -> Result<rumor_core::Status, String> {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rumor_core::Key;
+use rumor_core::{Key, Plaintext};
 use rumor_std::handler::{HandlerSettings, HandlerSpec};
 use rumor_std::keyring::parse_key;
 use rumor_std::logging;
@@ -15,7 +15,7 @@ use rumor_std::seeds::DEFAULT_PORT;
 use serde::Deserialize;
 use tracing_subscriber::filter::LevelFilter;
 
-use super::{AgentArgs, CliError, Profile, parse_duration};
+use super::{AgentArgs, CliError, Profile, parse_duration, parse_plaintext};
 
 /// The config file: the same settings as the flags, with `_` for `-`.
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +43,7 @@ struct FileConfig {
     rpc_token: Option<String>,
     encrypt: Option<String>,
     keyring_file: Option<PathBuf>,
+    plaintext: Option<String>,
 }
 
 /// Everything `rumor agent` needs, resolved and checked.
@@ -65,6 +66,8 @@ pub(crate) struct Settings {
     /// `--encrypt`: the key to encrypt with, or to create the keyring file from.
     pub(crate) encrypt: Option<Key>,
     pub(crate) keyring_file: Option<PathBuf>,
+    /// `--plaintext`: the policy to use and save; `None`: the keyring file's, else refuse.
+    pub(crate) plaintext: Option<Plaintext>,
 }
 
 impl Settings {
@@ -166,6 +169,24 @@ impl Settings {
             }
             (None, None) => None,
         };
+        let keyring_file = args.keyring_file.or(file.keyring_file);
+        let plaintext = match (args.plaintext, file.plaintext) {
+            (Some(p), _) => Some((p, "--plaintext")),
+            (None, Some(p)) => Some((
+                parse_plaintext(&p).map_err(|e| CliError(format!("config file plaintext: {e}")))?,
+                "config file plaintext",
+            )),
+            (None, None) => None,
+        };
+        if let Some((_, source)) = plaintext
+            && encrypt.is_none()
+            && keyring_file.is_none()
+        {
+            return Err(CliError(format!(
+                "{source} needs encryption: pass --encrypt KEY or --keyring-file PATH too \
+                 (without a key the agent sends and accepts plaintext only)"
+            )));
+        }
         Ok(Settings {
             name,
             bind,
@@ -182,7 +203,8 @@ impl Settings {
             rpc_addr,
             rpc_token: args.rpc_token.or(file.rpc_token),
             encrypt,
-            keyring_file: args.keyring_file.or(file.keyring_file),
+            keyring_file,
+            plaintext: plaintext.map(|(p, _)| p),
         })
     }
 }
@@ -364,5 +386,80 @@ mod tests {
         assert!(e.starts_with("--encrypt: the key is 9 bytes"), "{e}");
         let e = with_file("encrypt = \"???\"", args()).unwrap_err().0;
         assert!(e.contains("encrypt") && e.contains("base64"), "{e}");
+    }
+
+    #[test]
+    fn encrypt_plaintext_policy_comes_from_the_flag_or_the_file() {
+        let key = rumor_std::keyring::encode_key(&rumor_std::keyring::generate_key().unwrap());
+        let keyed = || AgentArgs {
+            encrypt: Some(key.clone()),
+            ..args()
+        };
+        // Not given: the keyring file's decides, at start.
+        assert_eq!(Settings::resolve(keyed()).unwrap().plaintext, None);
+        let s = Settings::resolve(AgentArgs {
+            plaintext: Some(Plaintext::Send),
+            ..keyed()
+        })
+        .unwrap();
+        assert_eq!(s.plaintext, Some(Plaintext::Send));
+        let s = with_file(
+            "plaintext = \"accept\"\nkeyring_file = \"/k.json\"\n",
+            args(),
+        )
+        .unwrap();
+        assert_eq!(s.plaintext, Some(Plaintext::Accept));
+        // The flag overrides the file.
+        let s = with_file(
+            "plaintext = \"accept\"\n",
+            AgentArgs {
+                plaintext: Some(Plaintext::Refuse),
+                ..keyed()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.plaintext, Some(Plaintext::Refuse));
+
+        let e = with_file("plaintext = \"maybe\"\n", keyed()).unwrap_err().0;
+        assert!(
+            e.starts_with("config file plaintext:") && e.contains("refuse, accept or send"),
+            "{e}"
+        );
+        // Without a key there is nothing to migrate.
+        let e = Settings::resolve(AgentArgs {
+            plaintext: Some(Plaintext::Send),
+            ..args()
+        })
+        .unwrap_err()
+        .0;
+        assert!(
+            e.starts_with("--plaintext needs encryption") && e.contains("--encrypt"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+        let e = with_file("plaintext = \"send\"\n", args()).unwrap_err().0;
+        assert!(
+            e.starts_with("config file plaintext needs encryption"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn encrypt_agent_plaintext_flag_parses_the_three_policies() {
+        use clap::Parser;
+        let parse = |v: &str| {
+            super::super::Cli::try_parse_from(["rumor", "agent", "--plaintext", v]).map(|c| match c
+                .command
+            {
+                super::super::Command::Agent(a) => a.plaintext,
+                other => panic!("{other:?}"),
+            })
+        };
+        for p in [Plaintext::Refuse, Plaintext::Accept, Plaintext::Send] {
+            assert_eq!(parse(p.as_str()).unwrap(), Some(p));
+        }
+        let e = parse("Send").unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("use refuse, accept or send"), "{e}");
     }
 }

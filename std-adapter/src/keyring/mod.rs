@@ -1,6 +1,7 @@
 //! Keys for authenticated encryption as an operator handles them: base64 text, new keys
 //! from the OS random number generator, and the keyring file an agent keeps up to date so
-//! that it still gets in after a restart that follows a rotation.
+//! that it still gets in after a restart that follows a rotation (or keeps its step while
+//! encryption is being turned on).
 //!
 //! No function here logs or echoes a key: error messages describe what is wrong with a key,
 //! never the key itself.
@@ -11,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rumor_core::{KEY_LEN, Key, Keyring};
 
-pub use self::file::{KEYRING_FILE_MODE, KeyringFile, KeyringFileError, Startup};
+pub use self::file::{KEYRING_FILE_MODE, KeyringFile, KeyringFileError, SavedKeyring, Startup};
 
 /// Why a key given as text is not usable.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use rumor_core::Plaintext;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentStats;
@@ -62,14 +63,23 @@ pub enum RpcCommand {
     },
     /// Counters and identity.
     Info,
-    /// List or change the keyring: `op` is `list`, `install`, `use` or `remove`; every op
-    /// but `list` takes a `key` (base64). Changes are saved to the keyring file.
+    /// List or change the keyring: `op` is `list`, `install`, `use`, `remove` or
+    /// `plaintext`; `install`, `use` and `remove` take a `key` (base64), `plaintext` takes
+    /// a `plaintext` policy (`refuse`, `accept` or `send`). Changes are saved to the
+    /// keyring file.
     Keys {
         /// What to do.
         op: KeyOp,
         /// The key, in base64.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<KeyText>,
+        /// The plaintext policy.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "policy::optional"
+        )]
+        plaintext: Option<Plaintext>,
     },
     /// Stream events and log lines at `log_level` (default `info`) or more severe.
     Monitor {
@@ -91,6 +101,8 @@ pub enum KeyOp {
     Use,
     /// Stop accepting a key.
     Remove,
+    /// Set what the agent does about plaintext.
+    Plaintext,
 }
 
 impl KeyOp {
@@ -101,6 +113,7 @@ impl KeyOp {
             KeyOp::Install => "install",
             KeyOp::Use => "use",
             KeyOp::Remove => "remove",
+            KeyOp::Plaintext => "plaintext",
         }
     }
 }
@@ -126,6 +139,9 @@ pub struct KeyringInfo {
     /// Where the keyring is saved; absent when the agent has no keyring file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// What the agent does about plaintext: `refuse`, `accept` or `send`.
+    #[serde(default, with = "policy")]
+    pub plaintext: Plaintext,
 }
 
 impl std::fmt::Debug for KeyringInfo {
@@ -134,7 +150,48 @@ impl std::fmt::Debug for KeyringInfo {
         f.debug_struct("KeyringInfo")
             .field("keys", &self.keys.len())
             .field("file", &self.file)
+            .field("plaintext", &self.plaintext)
             .finish_non_exhaustive()
+    }
+}
+
+/// A [`Plaintext`] policy as its name: `refuse`, `accept` or `send`.
+mod policy {
+    use rumor_core::Plaintext;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(p: &Plaintext, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Plaintext, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+
+    /// The same, optional.
+    pub(super) mod optional {
+        use rumor_core::Plaintext;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(in super::super) fn serialize<S: Serializer>(
+            p: &Option<Plaintext>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match p {
+                Some(p) => super::serialize(p, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Plaintext>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                Some(name) => name.parse().map(Some).map_err(serde::de::Error::custom),
+                None => Ok(None),
+            }
+        }
     }
 }
 
@@ -253,7 +310,8 @@ mod tests {
             r.command,
             RpcCommand::Keys {
                 op: KeyOp::List,
-                key: None
+                key: None,
+                plaintext: None
             }
         );
         let r: Request = serde_json::from_str(r#"{"cmd":"keys","op":"use","key":"AAAA"}"#).unwrap();
@@ -261,7 +319,8 @@ mod tests {
             r.command,
             RpcCommand::Keys {
                 op: KeyOp::Use,
-                key: Some(_)
+                key: Some(_),
+                ..
             }
         ));
         assert!(!format!("{r:?}").contains("AAAA"));
@@ -270,8 +329,50 @@ mod tests {
             primary: "c2VjcmV0".into(),
             keys: vec!["c2VjcmV0".into()],
             file: None,
+            plaintext: Plaintext::Refuse,
         };
         assert!(!format!("{info:?}").contains("c2VjcmV0"));
+    }
+
+    #[test]
+    fn encrypt_keys_requests_carry_a_plaintext_policy() {
+        let r: Request =
+            serde_json::from_str(r#"{"cmd":"keys","op":"plaintext","plaintext":"accept"}"#)
+                .unwrap();
+        assert_eq!(
+            r.command,
+            RpcCommand::Keys {
+                op: KeyOp::Plaintext,
+                key: None,
+                plaintext: Some(Plaintext::Accept)
+            }
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"cmd":"keys","op":"plaintext","plaintext":"accept"}"#
+        );
+        let e =
+            serde_json::from_str::<Request>(r#"{"cmd":"keys","op":"plaintext","plaintext":"off"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("refuse, accept or send"), "{e}");
+
+        // The answer names the policy; one from an agent that predates it refuses.
+        let info = KeyringInfo {
+            primary: "AAA=".into(),
+            keys: vec!["AAA=".into()],
+            file: None,
+            plaintext: Plaintext::Send,
+        };
+        let json = serde_json::to_string(&info).unwrap();
+        assert_eq!(
+            json,
+            r#"{"primary":"AAA=","keys":["AAA="],"plaintext":"send"}"#
+        );
+        let old: KeyringInfo =
+            serde_json::from_str(r#"{"primary":"AAA=","keys":["AAA="]}"#).unwrap();
+        assert_eq!(old.plaintext, Plaintext::Refuse);
     }
 
     #[test]

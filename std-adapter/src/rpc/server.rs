@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rumor_core::Plaintext;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -261,14 +262,19 @@ impl Shared {
                 }),
                 ..Response::ok()
             }),
-            RpcCommand::Keys { op, key } => return self.keys(op, key).await,
+            RpcCommand::Keys { op, key, plaintext } => return self.keys(op, key, plaintext).await,
             RpcCommand::Monitor { .. } => unreachable!("handled by the connection"),
         };
         result.unwrap_or_else(|e| Response::error(e.to_string()))
     }
 
-    async fn keys(&self, op: KeyOp, key: Option<KeyText>) -> Response {
-        let change = match key_change(op, key) {
+    async fn keys(
+        &self,
+        op: KeyOp,
+        key: Option<KeyText>,
+        plaintext: Option<Plaintext>,
+    ) -> Response {
+        let change = match key_change(op, key, plaintext) {
             Ok(c) => c,
             Err(e) => return Response::error(e),
         };
@@ -280,6 +286,7 @@ impl Shared {
                         primary: keys.first().cloned().unwrap_or_default(),
                         keys,
                         file: view.file.map(|p| p.display().to_string()),
+                        plaintext: view.plaintext,
                     }),
                     ..Response::ok()
                 }
@@ -397,7 +404,11 @@ async fn next_log(logs: &mut Option<broadcast::Receiver<LogLine>>) -> Option<Log
 }
 
 /// The change a `keys` request asks for, or why it is invalid.
-fn key_change(op: KeyOp, key: Option<KeyText>) -> Result<KeyChange, String> {
+fn key_change(
+    op: KeyOp,
+    key: Option<KeyText>,
+    plaintext: Option<Plaintext>,
+) -> Result<KeyChange, String> {
     let parse = |key: Option<KeyText>| {
         let text = key.ok_or_else(|| format!("keys {} needs a key", op.as_str()))?;
         keyring::parse_key(&text.0).map_err(|e| format!("invalid key: {e}"))
@@ -407,6 +418,9 @@ fn key_change(op: KeyOp, key: Option<KeyText>) -> Result<KeyChange, String> {
         KeyOp::Install => KeyChange::Install(parse(key)?),
         KeyOp::Use => KeyChange::Use(parse(key)?),
         KeyOp::Remove => KeyChange::Remove(parse(key)?),
+        KeyOp::Plaintext => KeyChange::Plaintext(
+            plaintext.ok_or("keys plaintext needs a plaintext policy: refuse, accept or send")?,
+        ),
     })
 }
 
@@ -458,12 +472,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
 
     #[test]
     fn tokens_compare_exactly() {
         assert!(constant_time_eq(b"s3cret", b"s3cret"));
         assert!(!constant_time_eq(b"s3cret", b"s3creT"));
         assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+    }
+
+    #[test]
+    fn encrypt_plaintext_op_needs_a_policy() {
+        assert_eq!(
+            key_change(KeyOp::Plaintext, None, Some(Plaintext::Accept)),
+            Ok(KeyChange::Plaintext(Plaintext::Accept))
+        );
+        let e = key_change(KeyOp::Plaintext, None, None).unwrap_err();
+        assert!(e.contains("refuse, accept or send"), "{e}");
+        assert_eq!(
+            key_change(KeyOp::List, None, Some(Plaintext::Send)),
+            Ok(KeyChange::List)
+        );
     }
 }

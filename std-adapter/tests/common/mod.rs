@@ -186,6 +186,19 @@ impl Agent {
         rustix::process::kill_process(pid, sig).expect("signal the agent");
     }
 
+    /// Stops the agent gracefully (SIGTERM: it leaves the cluster) and waits at most 20 s
+    /// for it to exit 0.
+    pub fn stop_gracefully(&mut self) {
+        self.signal(rustix::process::Signal::TERM);
+        let status = self.wait_exit(Duration::from_secs(20));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{} did not exit 0 after SIGTERM ({status:?}):\n{}",
+            self.name,
+            self.log_text()
+        );
+    }
+
     /// Waits at most `timeout` for the process to exit; `None` if it is still running.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let status = wait_for(timeout, || self.try_exit());
@@ -364,6 +377,19 @@ pub fn expect_status(observers: &[&Agent], name: &str, want: &str, timeout: Dura
             views.join("\n")
         );
     }
+}
+
+/// A keyring file, parsed as JSON; panics unless only its owner may read it (mode 0600).
+pub fn keyring_json(path: &Path) -> Value {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{} has mode {mode:o}", path.display());
+    serde_json::from_slice(&std::fs::read(path).expect("read the keyring file"))
+        .expect("the keyring file is JSON")
 }
 
 /// `--join ADDR` for each seed.
