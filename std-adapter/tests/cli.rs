@@ -307,8 +307,9 @@ fn encrypt_key_errors_are_one_line_and_never_echo_the_key() {
     let err = one_line_error(&keyed.client(&["keys", "--install", &other]));
     assert!(err.contains("already holds 4 keys"), "{err}");
     let list = keyed.keys(&["--list"]);
-    assert_eq!(list.lines().count(), 4, "{list}");
+    assert_eq!(list.lines().count(), 5, "4 keys and the policy: {list}");
     assert_eq!(list.lines().next(), Some(format!("{k} (primary)").as_str()));
+    assert_eq!(list.lines().last(), Some("plaintext: refuse"));
     let info = String::from_utf8(keyed.client(&["info"]).stdout).unwrap();
     assert!(info.contains("encryption = on (4 keys)"), "{info}");
     assert!(!keyed.log_text().contains(&k) && !keyed.log_text().contains(&other));

@@ -145,7 +145,10 @@ fn encrypt_rolling_rotation_loses_no_member_or_event() {
             "{}",
             agent.name
         );
-        assert_eq!(agent.keys(&["--list"]), format!("{new} (primary)\n"));
+        assert_eq!(
+            agent.keys(&["--list"]),
+            format!("{new} (primary)\nplaintext: refuse\n")
+        );
         assert_eq!(keyring_file(d, &agent.name), (new.clone(), vec![]));
     }
 

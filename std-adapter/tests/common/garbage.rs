@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// Counters of datagrams dropped as invalid (everything but "ignored", which well-formed
 /// traffic can also hit).
-pub const INVALID: [&str; 7] = [
+pub const INVALID: [&str; 8] = [
     "dropped_truncated",
     "dropped_oversized",
     "dropped_version",
@@ -15,6 +15,7 @@ pub const INVALID: [&str; 7] = [
     "dropped_cluster",
     "dropped_malformed",
     "dropped_unauthenticated",
+    "dropped_plaintext",
 ];
 
 /// One protocol counter of `rumor info --format json`.
