@@ -338,7 +338,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
     }
 
-    fn merge_left(&mut self, now: Instant, name: &str, inc: u32) {
+    pub(super) fn merge_left(&mut self, now: Instant, name: &str, inc: u32) {
         let Some(i) = self.accused(name, inc) else {
             return;
         };

@@ -70,6 +70,35 @@ impl core::fmt::Display for JoinError {
 
 impl core::error::Error for JoinError {}
 
+/// Why [`Node::force_leave`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ForceLeaveError {
+    /// No member has that name.
+    UnknownMember,
+    /// That is this node (use [`Node::leave`]).
+    Local,
+    /// The member is alive or suspect: it would refute the claim at once.
+    Live,
+    /// This node has left, or is not configured.
+    NotRunning,
+}
+
+impl core::fmt::Display for ForceLeaveError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ForceLeaveError::UnknownMember => "no member has that name",
+            ForceLeaveError::Local => "that is this node; leave it instead",
+            ForceLeaveError::Live => {
+                "the member is alive or suspect; only a failed one can be forced out"
+            }
+            ForceLeaveError::NotRunning => "this node is not in a cluster",
+        })
+    }
+}
+
+impl core::error::Error for ForceLeaveError {}
+
 /// Where the node is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -291,6 +320,34 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         // Spread our own arrival too, not only through the seed.
         self.queue.push(Subject::Member(0));
         Ok(())
+    }
+
+    /// Declares the failed member `name` gone for good, as Serf's `force-leave`: it becomes
+    /// [`Status::Left`] here and the news is gossiped, so every member reports it as left
+    /// (not failed) and reaps it after `reap_timeout`. Only a failed member can be forced out
+    /// (a live one would refute at once); one that left already is left as it is. If it
+    /// comes back, it rejoins as usual with a higher incarnation.
+    pub fn force_leave(&mut self, now: Instant, name: &str) -> Result<(), ForceLeaveError> {
+        if self.phase != Phase::Running {
+            return Err(ForceLeaveError::NotRunning);
+        }
+        let (incarnation, status) = match self.find(name) {
+            None => return Err(ForceLeaveError::UnknownMember),
+            Some(0) => return Err(ForceLeaveError::Local),
+            Some(i) => match self.table.get(i) {
+                Some(s) => (s.incarnation, s.status),
+                None => return Err(ForceLeaveError::UnknownMember),
+            },
+        };
+        match status {
+            Status::Failed => {
+                self.start(now);
+                self.merge_left(now, name, incarnation);
+                Ok(())
+            }
+            Status::Left => Ok(()),
+            Status::Alive | Status::Suspect => Err(ForceLeaveError::Live),
+        }
     }
 
     /// Leaves gracefully: the node announces it left (others mark it [`Status::Left`], not

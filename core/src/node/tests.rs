@@ -196,6 +196,54 @@ fn a_crashed_node_is_suspected_then_failed() {
 }
 
 #[test]
+fn a_failed_member_forced_out_is_left_everywhere_and_may_come_back() {
+    let mut net = Net::new(4);
+    net.run_for(Duration::from_secs(5));
+    let now = net.now;
+    let n1 = &mut net.nodes[0].1;
+    assert_eq!(n1.force_leave(now, "n2"), Err(ForceLeaveError::Live));
+    assert_eq!(n1.force_leave(now, "n1"), Err(ForceLeaveError::Local));
+    assert_eq!(
+        n1.force_leave(now, "zz"),
+        Err(ForceLeaveError::UnknownMember)
+    );
+    net.nodes[3].2 = false;
+    net.run_for(Duration::from_secs(60));
+    assert_eq!(net.status(1, "n4"), Some(Status::Failed));
+    let now = net.now;
+    net.nodes[0].1.force_leave(now, "n4").unwrap();
+    assert_eq!(net.status(0, "n4"), Some(Status::Left));
+    net.drain(0);
+    net.run_for(Duration::from_secs(5));
+    for i in 0..3 {
+        assert_eq!(net.status(i, "n4"), Some(Status::Left), "observer {i}");
+        assert!(
+            net.events.iter().any(|(a, e)| *a == addr(i as u8 + 1)
+                && matches!(e, Event::MemberLeft { name, .. } if name == "n4")),
+            "observer {i} reported the leave"
+        );
+    }
+    assert_eq!(net.nodes[0].1.force_leave(net.now, "n4"), Ok(()));
+    // n4 wakes up: told it left, it refutes and is alive again everywhere.
+    net.nodes[3].2 = true;
+    net.run_for(Duration::from_secs(30));
+    for i in 0..4 {
+        assert!(
+            net.nodes[i]
+                .1
+                .members()
+                .all(|m| m.status() == Status::Alive),
+            "node {i}: {:?}",
+            net.nodes[i]
+                .1
+                .members()
+                .map(|m| (m.name().into(), m.status()))
+                .collect::<Vec<(std::string::String, Status)>>()
+        );
+    }
+}
+
+#[test]
 fn a_graceful_leave_is_left_not_failed() {
     let mut net = Net::new(4);
     net.run_for(Duration::from_secs(5));
