@@ -6,18 +6,10 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Agent, RUMOR, args, free_ports, loopback_ip, wait_for};
+use common::{Agent, RUMOR, args, free_ports, loopback_ip, one_line_error, wait_for};
 
 fn rumor(a: &[&str]) -> Output {
     Command::new(RUMOR).args(a).output().expect("run rumor")
-}
-
-fn one_line_error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "status {:?}", out.status);
-    let err = String::from_utf8(out.stderr.clone()).unwrap();
-    assert_eq!(err.lines().count(), 1, "not one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    err
 }
 
 #[test]
@@ -28,6 +20,7 @@ fn bad_flags_exit_2() {
         &["members", "--status", "sleeping"],
         &["tags"],
         &["join"],
+        &["force-leave"],
         &["agent", "--tag", "novalue"],
         &["agent", "--leave-timeout", "soon"],
         &["demo", "--nodes", "99"],

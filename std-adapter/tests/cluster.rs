@@ -1,12 +1,13 @@
 //! Several `rumor agent` processes on loopback addresses (127.x.y.z): they join and agree
 //! on the membership; `kill -9` makes one failed everywhere; SIGTERM makes one left (not
-//! failed) everywhere; a restart with `--snapshot` rejoins with no `--join`.
+//! failed) everywhere; a restart with `--snapshot` rejoins with no `--join`; `rumor
+//! force-leave` turns a failed member into a left one everywhere, and refuses live ones.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Agent, agree, args, expect_status, join_args, wait_for};
+use common::{Agent, agree, args, expect_status, join_args, one_line_error, wait_for};
 use rustix::process::Signal;
 
 /// LAN timing, as deployed (the local profile's retransmit multiplier of 2 is too low for a
@@ -131,4 +132,49 @@ fn loopback_cluster_joins_detects_failure_and_leave_and_rejoins_from_snapshot() 
             "d sees {gone} as {s:?}"
         );
     }
+}
+
+#[test]
+fn force_leave_marks_a_failed_member_left_everywhere_and_refuses_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::on_loopback(dir.path(), "a", &[]);
+    let b = Agent::on_loopback(dir.path(), "b", &join_args(&[&a]));
+    let mut c = Agent::on_loopback(dir.path(), "c", &join_args(&[&a]));
+    agree(&[&a, &b, &c], Duration::from_secs(30));
+
+    // Refusals: one line, exit 1, and nothing changes.
+    let err = one_line_error(&a.client(&["force-leave", "c"]));
+    assert_eq!(
+        err.trim(),
+        "error: cannot force c out: the member is alive or suspect; only a failed one can be forced out"
+    );
+    let err = one_line_error(&a.client(&["force-leave", "nobody"]));
+    assert_eq!(
+        err.trim(),
+        "error: cannot force nobody out: no member has that name"
+    );
+    let err = one_line_error(&a.client(&["force-leave", "a"]));
+    assert!(err.contains("that is this node"), "{err}");
+    assert_eq!(a.status_of("c").as_deref(), Some("alive"));
+
+    // kill -9 of the agent this test started: failed on both survivors.
+    c.kill9();
+    expect_status(&[&a, &b], "c", "failed", DETECT);
+
+    // Forced out on a: left on a at once, and on b once the news has been gossiped.
+    let out = a.client(&["force-leave", "c"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "c is marked left; the cluster is told\n"
+    );
+    assert_eq!(a.status_of("c").as_deref(), Some("left"));
+    expect_status(&[&a, &b], "c", "left", Duration::from_secs(30));
+    // Forcing out a member that left already is not an error.
+    assert!(a.client(&["force-leave", "c"]).status.success());
+    assert!(a.log_text().contains("forcing a failed member out"));
 }

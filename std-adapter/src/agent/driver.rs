@@ -202,6 +202,14 @@ impl Driver {
                     self.publish_local();
                 }
             },
+            Command::ForceLeave(name, reply) => {
+                let result = self.node.force_leave(now, &name);
+                match &result {
+                    Ok(()) => tracing::info!(%name, "forcing a failed member out"),
+                    Err(e) => tracing::info!(%name, reason = %e, "force-leave refused"),
+                }
+                let _ = reply.send(result);
+            }
             Command::UserEvent {
                 name,
                 payload,

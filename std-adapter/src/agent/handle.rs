@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rumor_core::{JoinError, Stats, Status, TagError, Tags, UserEventError};
+use rumor_core::{ForceLeaveError, JoinError, Stats, Status, TagError, Tags, UserEventError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -21,6 +21,7 @@ pub(crate) enum Command {
     Members(oneshot::Sender<Vec<MemberInfo>>),
     Join(Vec<SocketAddr>, oneshot::Sender<Result<(), JoinError>>),
     Leave(oneshot::Sender<LeaveOutcome>),
+    ForceLeave(String, oneshot::Sender<Result<(), ForceLeaveError>>),
     UserEvent {
         name: String,
         payload: Vec<u8>,
@@ -63,6 +64,8 @@ pub enum HandleError {
     Tags(TagError),
     /// The keyring change was refused.
     Keyring(KeyringChangeError),
+    /// The node refused to force the member out.
+    ForceLeave(ForceLeaveError),
 }
 
 impl std::fmt::Display for HandleError {
@@ -73,6 +76,7 @@ impl std::fmt::Display for HandleError {
             HandleError::UserEvent(e) => write!(f, "user event refused: {e}"),
             HandleError::Tags(e) => write!(f, "tags refused: {e}"),
             HandleError::Keyring(e) => write!(f, "keyring change refused: {e}"),
+            HandleError::ForceLeave(e) => write!(f, "force-leave refused: {e}"),
         }
     }
 }
@@ -237,6 +241,17 @@ impl Handle {
     /// ran out. The agent stops afterwards.
     pub async fn leave(&self) -> Result<LeaveOutcome, HandleError> {
         self.ask(Command::Leave).await
+    }
+
+    /// Forces the failed member `name` out, as Serf's `force-leave`: it is marked left
+    /// here and the news is gossiped, so every member reports it left (`member-leave`)
+    /// and reaps it after the reap timeout. A live or suspect member, this agent itself
+    /// and an unknown name are refused; a member that left already is not an error.
+    pub async fn force_leave(&self, name: &str) -> Result<(), HandleError> {
+        let name = name.to_owned();
+        self.ask(|tx| Command::ForceLeave(name, tx))
+            .await?
+            .map_err(HandleError::ForceLeave)
     }
 
     /// Sends a user event to the cluster (and delivers it locally too).

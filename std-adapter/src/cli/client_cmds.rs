@@ -7,8 +7,8 @@ use rumor_std::rpc::{ClientError, RpcClient, RpcCommand, StreamItem};
 
 use super::output::{info_text, member_table};
 use super::{
-    CliError, EventArgs, Format, InfoArgs, JoinArgs, MembersArgs, MonitorArgs, RpcArgs, TagsArgs,
-    runtime,
+    CliError, EventArgs, ForceLeaveArgs, Format, InfoArgs, JoinArgs, MembersArgs, MonitorArgs,
+    RpcArgs, TagsArgs, runtime,
 };
 
 /// Connects, then runs `f` with the client, on a fresh runtime.
@@ -75,6 +75,13 @@ pub(crate) fn leave(rpc: RpcArgs) -> Result<(), CliError> {
             eprintln!("warning: leave {other:?}: peers may see a failure instead of a leave");
         }
     }
+    Ok(())
+}
+
+pub(crate) fn force_leave(args: ForceLeaveArgs) -> Result<(), CliError> {
+    let name = args.node.clone();
+    call(&args.rpc, RpcCommand::ForceLeave { name: args.node })?;
+    println!("{name} is marked left; the cluster is told");
     Ok(())
 }
 

@@ -48,6 +48,9 @@ enum Command {
     Join(JoinArgs),
     /// Make the local agent leave gracefully and stop.
     Leave(RpcArgs),
+    /// Force a failed member out: it is marked left everywhere (and reaped later) instead
+    /// of staying failed. A live member is refused.
+    ForceLeave(ForceLeaveArgs),
     /// Send a user event to the whole cluster.
     Event(EventArgs),
     /// Stream the local agent's events and logs.
@@ -77,6 +80,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Members(a) => client_cmds::members(a),
         Command::Join(a) => client_cmds::join(a),
         Command::Leave(a) => client_cmds::leave(a),
+        Command::ForceLeave(a) => client_cmds::force_leave(a),
         Command::Event(a) => client_cmds::event(a),
         Command::Monitor(a) => client_cmds::monitor(a),
         Command::Tags(a) => client_cmds::tags(a),
@@ -245,6 +249,16 @@ pub(crate) struct JoinArgs {
     /// Seeds: HOST[:PORT] (port 7946 by default).
     #[arg(required = true, value_name = "ADDR")]
     pub(crate) addrs: Vec<String>,
+}
+
+/// `rumor force-leave` flags.
+#[derive(Args, Debug)]
+pub(crate) struct ForceLeaveArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcArgs,
+    /// The failed member's name.
+    #[arg(value_name = "NODE")]
+    pub(crate) node: String,
 }
 
 /// `rumor event` flags.

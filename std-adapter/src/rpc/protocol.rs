@@ -44,6 +44,12 @@ pub enum RpcCommand {
     },
     /// Leave gracefully; the agent stops afterwards.
     Leave,
+    /// Force the failed member `name` out (Serf's `force-leave`): it is marked left and
+    /// the news gossiped. A live or suspect member is refused.
+    ForceLeave {
+        /// The member's name.
+        name: String,
+    },
     /// Send a user event.
     Event {
         /// Its name.
@@ -301,6 +307,9 @@ mod tests {
         })
         .unwrap();
         assert_eq!(json, r#"{"cmd":"event","name":"deploy","payload":"v2"}"#);
+        let r: Request = serde_json::from_str(r#"{"cmd":"force-leave","name":"c"}"#).unwrap();
+        assert_eq!(r.command, RpcCommand::ForceLeave { name: "c".into() });
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"force-leave"}"#).is_err());
     }
 
     #[test]

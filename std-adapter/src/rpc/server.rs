@@ -15,7 +15,7 @@ use super::protocol::{
     Info, KeyOp, KeyText, KeyringInfo, MAX_LINE, Request, Response, RpcCommand, RpcCounts,
     StreamItem,
 };
-use crate::agent::{AgentStats, Handle, KeyChange};
+use crate::agent::{AgentStats, Handle, HandleError, KeyChange};
 use crate::event::AgentEvent;
 use crate::handler::HandlerStats;
 use crate::keyring;
@@ -238,6 +238,15 @@ impl Shared {
                 leave: Some(outcome),
                 ..Response::ok()
             }),
+            RpcCommand::ForceLeave { name } => {
+                return match h.force_leave(&name).await {
+                    Ok(()) => Response::ok(),
+                    Err(HandleError::ForceLeave(e)) => {
+                        Response::error(format!("cannot force {name} out: {e}"))
+                    }
+                    Err(e) => Response::error(e.to_string()),
+                };
+            }
             RpcCommand::Event { name, payload } => h
                 .user_event(&name, payload.as_bytes())
                 .await

@@ -392,6 +392,16 @@ pub fn keyring_json(path: &Path) -> Value {
         .expect("the keyring file is JSON")
 }
 
+/// Checks that a `rumor` command failed the way every verb fails: exit 1 and one line
+/// `error: ...` on stderr; returns that line.
+pub fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "status {:?}", out.status);
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
 /// `--join ADDR` for each seed.
 pub fn join_args(seeds: &[&Agent]) -> Vec<String> {
     seeds
