@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Agent, Place, args, free_ports, loopback_ip};
-use lb::{Backend, Haproxy, Traffic, prelude, print_phases, wait_for};
+use lb::{Backend, Haproxy, Traffic, assert_no_failed_requests, prelude, print_phases, wait_for};
 use rumor_std::render::{Renderer, Selection, TemplateRenderer, TemplateSource};
 
 /// The lab's `haproxy.cfg.hb`, with the port from each member's tag.
@@ -308,15 +308,7 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
         removed.as_secs_f64(),
         check_down.map_or("-".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
     );
-    for p in &phases {
-        if !p.name.contains("kill -9") {
-            assert_eq!(
-                p.failed, 0,
-                "requests failed in phase {:?}: {:?}",
-                p.name, p.errors
-            );
-        }
-    }
+    assert_no_failed_requests(&phases, |name| name.contains("kill -9"));
     assert!(
         graceful.by_backend.contains_key("web-4"),
         "web-4 served: {graceful:?}"

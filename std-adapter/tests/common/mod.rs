@@ -3,13 +3,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod garbage;
+pub mod wait;
 pub mod watch;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -37,17 +38,8 @@ pub fn free_ports(ip: Ipv4Addr) -> (u16, u16) {
 }
 
 /// Polls `f` every 200 ms until it returns `Some`, for at most `timeout`.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(t) = f() {
-            return Some(t);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+pub fn wait_for<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    wait::poll_until(Duration::from_millis(200), timeout, f)
 }
 
 /// One member as `rumor members --format json` reports it.

@@ -35,17 +35,8 @@ pub fn free_port(ip: Ipv4Addr) -> u16 {
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, for at most `timeout`.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(t) = f() {
-            return Some(t);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+pub fn wait_for<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    crate::common::wait::poll_until(Duration::from_millis(100), timeout, f)
 }
 
 /// Fails the test with a clear message when HAProxy is missing (`scripts/test` installs
@@ -368,6 +359,18 @@ impl Drop for Traffic {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Fails the test if any request failed in a phase, except the phases `expected_failures`
+/// says may lose requests.
+pub fn assert_no_failed_requests(phases: &[PhaseCount], expected_failures: impl Fn(&str) -> bool) {
+    for p in phases.iter().filter(|p| !expected_failures(&p.name)) {
+        assert_eq!(
+            p.failed, 0,
+            "requests failed in phase {:?}: {:?}",
+            p.name, p.errors
+        );
     }
 }
 
