@@ -72,18 +72,35 @@ fn expect_rotation(haproxy: &Haproxy, ha: &Agent, names: &[&str], timeout: Durat
     );
 }
 
-/// Sends requests until each of `names` answered one (at most 200).
-fn all_serve(frontend: SocketAddr, names: &[&str]) -> bool {
-    let mut seen = std::collections::BTreeSet::new();
+/// Sends requests until each of `names` answered one (at most 200); on failure, says
+/// which backends answered how often and the first errors.
+fn all_serve(frontend: SocketAddr, names: &[&str]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    let mut errors = Vec::new();
     for _ in 0..200 {
-        if let Ok(b) = lb::get(frontend) {
-            seen.insert(b);
+        match lb::get(frontend) {
+            Ok(b) => *seen.entry(b).or_default() += 1,
+            Err(e) if errors.len() < 5 => errors.push(e),
+            Err(_) => {}
         }
-        if names.iter().all(|n| seen.contains(*n)) {
-            return true;
+        if names.iter().all(|n| seen.contains_key(*n)) {
+            return Ok(());
         }
     }
-    false
+    Err(format!(
+        "not every one of {names:?} answered 200 requests: answers {seen:?}, errors {errors:?}"
+    ))
+}
+
+/// [`all_serve`], or a panic with HAProxy's view of the backend and its log.
+fn expect_all_serve(haproxy: &Haproxy, frontend: SocketAddr, names: &[&str]) {
+    if let Err(e) = all_serve(frontend, names) {
+        panic!(
+            "{e}\n--- servers: {:?}\n--- haproxy log:\n{}",
+            haproxy.api().servers("nodes"),
+            haproxy.log_text()
+        );
+    }
 }
 
 /// Changes a tag of `node`: a member-update, so the balancer renders again.
@@ -147,10 +164,7 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
         .collect();
     let limit = Duration::from_secs(40);
     expect_rotation(&haproxy, &ha, &["web-1", "web-2", "web-3"], limit);
-    assert!(
-        all_serve(frontend, &["web-1", "web-2", "web-3"]),
-        "every backend serves"
-    );
+    expect_all_serve(&haproxy, frontend, &["web-1", "web-2", "web-3"]);
     let once = ha.client(&["render", "--once", "--render", &render]);
     assert!(once.status.success());
     assert_eq!(
@@ -169,7 +183,7 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
     traffic.phase("web-4 joins (runtime API)");
     nodes.push(Node::start(dir, "web-4", ha.gossip));
     expect_rotation(&haproxy, &ha, &["web-1", "web-2", "web-3", "web-4"], limit);
-    assert!(all_serve(frontend, &["web-1", "web-2", "web-3", "web-4"]));
+    expect_all_serve(&haproxy, frontend, &["web-1", "web-2", "web-3", "web-4"]);
 
     traffic.phase("web-2 SIGTERM (runtime API)");
     nodes[1].agent.signal(rustix::process::Signal::TERM);
@@ -219,7 +233,7 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
         live,
         "live config untouched"
     );
-    assert!(all_serve(frontend, &["web-1", "web-4"]));
+    expect_all_serve(&haproxy, frontend, &["web-1", "web-4"]);
 
     traffic.phase("config refused by haproxy -c");
     let worker = haproxy.api().worker_pid().unwrap();
@@ -246,7 +260,7 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
         "live config untouched"
     );
     assert_eq!(haproxy.api().worker_pid().unwrap(), worker, "no reload");
-    assert!(all_serve(frontend, &["web-1", "web-4"]));
+    expect_all_serve(&haproxy, frontend, &["web-1", "web-4"]);
 
     traffic.phase("template fixed: SIGUSR2 reload");
     std::fs::write(
@@ -274,7 +288,7 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
         haproxy.log_text()
     );
     expect_rotation(&haproxy, &ha, &["web-1", "web-4"], limit);
-    assert!(all_serve(frontend, &["web-1", "web-4"]));
+    expect_all_serve(&haproxy, frontend, &["web-1", "web-4"]);
 
     // `rumor info` counts what happened to the target, once the fixed template's apply
     // has cleared the last error (the counters are updated after the reload returns).
@@ -309,6 +323,7 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
         check_down.map_or("-".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
     );
     assert_no_failed_requests(&phases, |name| name.contains("kill -9"));
+    haproxy.assert_no_worker_died();
     assert!(
         graceful.by_backend.contains_key("web-4"),
         "web-4 served: {graceful:?}"

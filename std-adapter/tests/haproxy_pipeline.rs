@@ -9,7 +9,7 @@ mod lb;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lb::{
     BACKEND_LINES, Backend, Haproxy, Traffic, assert_no_failed_requests, free_port, loopback_ip,
@@ -216,6 +216,92 @@ fn haproxy_runtime_api_follows_membership_without_failed_requests() {
         (3, 1, 0),
         "{counts:?}"
     );
+}
+
+/// A crashed backend leaves the requests bound to it waiting to retry their refused
+/// connections. Debian 12's HAProxy (2.6.12) frees a server under such streams on
+/// `del server` (a use after free that crashes its worker now and then), so the runtime
+/// API sync must wait for them to end before deleting: every request that fails because
+/// of the crash fails before the deletion, none after. Three clients, three crashes.
+#[test]
+fn haproxy_runtime_api_deletes_a_crashed_server_only_once_no_request_is_bound_to_it() {
+    let lab = Lab::new();
+    let b1 = Backend::start("web-1", lab.ip);
+    let haproxy = lab.start(lab.haproxy_renderer(), &members(&[&b1]));
+    let reload = Reload::RuntimeApi(ApiReload {
+        api: haproxy.api(),
+        backend: "nodes".into(),
+        server_options: "check".into(),
+        drain_timeout: Duration::from_secs(10),
+        pid_file: Some(lab.pid_file.clone()),
+    });
+    let mut applier = Applier::new(lab.target(lab.haproxy_renderer(), reload), Arc::default());
+    let worker = haproxy.api().worker_pid().unwrap();
+    let clients: Vec<Traffic> = (0..3)
+        .map(|_| {
+            Traffic::start(
+                lab.frontend,
+                Duration::from_millis(5),
+                Duration::from_secs(120),
+            )
+        })
+        .collect();
+
+    for name in ["web-2", "web-3", "web-4"] {
+        let mut crashing = Backend::start(name, lab.ip);
+        applier.apply(&members(&[&b1, &crashing])).unwrap();
+        assert!(served_by_all(lab.frontend, &["web-1", name]));
+
+        clients
+            .iter()
+            .for_each(|c| c.phase(&format!("{name} crashes")));
+        crashing.stop();
+        let bound = wait_for(Duration::from_secs(20), || {
+            let streams = haproxy.api().streams("nodes").ok()?;
+            (streams.get(name).copied().unwrap_or(0) > 0).then_some(())
+        });
+        assert!(
+            bound.is_some(),
+            "no request got bound to the crashed {name}"
+        );
+        let applied = applier.apply(&members(&[&b1])).unwrap();
+        let deleted = Instant::now();
+        assert!(
+            matches!(&applied, Applied::Changed { reload, .. } if reload.contains(&format!("deleted [\"{name}\"]"))),
+            "{applied:?}"
+        );
+        // A request still bound at the deletion would fail when its retry timer fires,
+        // up to a second later; let every client go on well past that.
+        let served = wait_for(Duration::from_secs(20), || {
+            clients.iter().all(|c| c.current().ok >= 150).then_some(())
+        });
+        assert!(
+            served.is_some(),
+            "traffic stalled after the deletion of {name}"
+        );
+        for c in &clients {
+            let phase = c.current();
+            // The client records a failure a moment after HAProxy ends the stream.
+            let grace = Duration::from_millis(250);
+            assert!(
+                phase.last_failure.is_none_or(|t| t < deleted + grace),
+                "a request bound to {name} outlived its deletion by {:?}: {phase:?}",
+                phase.last_failure.map(|t| t - deleted)
+            );
+        }
+        assert_eq!(
+            haproxy.api().worker_pid().ok(),
+            Some(worker),
+            "{}",
+            haproxy.log_text()
+        );
+        assert_eq!(haproxy.in_rotation("nodes").unwrap(), ["web-1"]);
+    }
+    for c in clients {
+        let phases = c.finish();
+        print_phases(&phases);
+        assert_no_failed_requests(&phases, |p| p.ends_with("crashes"));
+    }
 }
 
 #[test]

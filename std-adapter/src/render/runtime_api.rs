@@ -166,8 +166,9 @@ impl RuntimeApi {
 
     /// Brings `backend` in line with `desired`: adds and enables the missing servers (with
     /// `options`, e.g. `check`), re-enables or re-addresses known ones, and drains (up to
-    /// `drain_timeout`), puts in maintenance and deletes the others. A server that cannot
-    /// be deleted yet (connections still attached) stays in maintenance, out of rotation,
+    /// `drain_timeout`), puts in maintenance and deletes the others once no stream is
+    /// bound to them (within the same `drain_timeout`). A server that cannot be deleted
+    /// yet (connections or streams still attached) stays in maintenance, out of rotation,
     /// and the next sync tries again.
     pub fn sync_servers(
         &self,
@@ -221,45 +222,74 @@ impl RuntimeApi {
             .filter(|l| !l.maint)
             .map(|l| l.name.as_str())
             .collect();
+        let deadline = Instant::now() + drain_timeout;
         for name in &draining {
             self.expect(&format!("set server {backend}/{name} state drain"), "")?;
         }
         if !draining.is_empty() {
-            self.wait_drained(backend, &draining, drain_timeout);
+            let busy = self.wait_idle(&draining, deadline, |api| api.sessions(backend));
+            if !busy.is_empty() {
+                tracing::warn!(backend, servers = ?busy, ?drain_timeout, "servers still busy after the drain timeout");
+            }
         }
         for name in &draining {
             self.expect(&format!("set server {backend}/{name} state maint"), "")?;
             report.removed.push((*name).to_owned());
         }
-        for l in gone {
-            match self.expect(
-                &format!("del server {backend}/{}", l.name),
-                "Server deleted",
-            ) {
-                Ok(()) => report.deleted.push(l.name.clone()),
+        // In maintenance no new stream picks these servers, but one already bound to a
+        // server (e.g. waiting to retry a refused connection) still points at it, and
+        // HAProxy before 2.6.17 frees the server under it on `del server` and crashes.
+        // So a server is deleted only once no stream refers to it; until then it stays in
+        // maintenance, out of rotation, and a later sync deletes it.
+        let names: Vec<&str> = gone.iter().map(|l| l.name.as_str()).collect();
+        let referenced = self.wait_idle(&names, deadline, |api| api.streams(backend));
+        for name in names {
+            if referenced.contains(&name) {
+                tracing::debug!(
+                    backend,
+                    server = name,
+                    "server kept in maintenance for now: streams still refer to it"
+                );
+                continue;
+            }
+            match self.expect(&format!("del server {backend}/{name}"), "Server deleted") {
+                Ok(()) => report.deleted.push(name.to_owned()),
                 Err(e) => tracing::debug!(error = %e, "server kept in maintenance for now"),
             }
         }
         Ok(report)
     }
 
-    /// Waits until none of `names` has a session, or `timeout`.
-    fn wait_drained(&self, backend: &str, names: &[&str], timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+    /// Streams of `backend` bound to each of its servers (`show sess`), including streams
+    /// that hold no connection right now, such as one waiting to retry.
+    pub fn streams(&self, backend: &str) -> Result<BTreeMap<String, u64>, String> {
+        self.command("show sess")
+            .map(|answer| parse_streams(&answer, backend))
+    }
+
+    /// Polls `count` (per server name) until none of `names` counts anything, or until
+    /// `deadline`; returns the names still counting something. A failed poll counts as
+    /// busy: it is never a reason to go ahead.
+    fn wait_idle<'a>(
+        &self,
+        names: &[&'a str],
+        deadline: Instant,
+        count: impl Fn(&Self) -> Result<BTreeMap<String, u64>, String>,
+    ) -> Vec<&'a str> {
         loop {
-            let busy = match self.sessions(backend) {
-                Ok(s) => names.iter().any(|n| s.get(*n).copied().unwrap_or(0) > 0),
+            let busy: Vec<&str> = match count(self) {
+                Ok(counts) => names
+                    .iter()
+                    .copied()
+                    .filter(|n| counts.get(*n).copied().unwrap_or(0) > 0)
+                    .collect(),
                 Err(e) => {
-                    tracing::debug!(error = %e, "cannot read sessions while draining");
-                    false
+                    tracing::debug!(error = %e, "cannot read the servers' load");
+                    names.to_vec()
                 }
             };
-            if !busy {
-                return;
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(backend, servers = ?names, ?timeout, "servers still busy after the drain timeout");
-                return;
+            if busy.is_empty() || Instant::now() >= deadline {
+                return busy;
             }
             thread::sleep(DRAIN_POLL);
         }
@@ -299,6 +329,21 @@ fn parse_servers_state(answer: &str) -> Option<Vec<LiveServer>> {
         });
     }
     Some(out)
+}
+
+/// Parses `show sess`: how many streams of `backend` are bound to each server (the
+/// `be=` and `srv=` fields of each line).
+fn parse_streams(answer: &str, backend: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in answer.lines() {
+        let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key));
+        if field("be=") == Some(backend)
+            && let Some(server) = field("srv=").filter(|s| *s != "<none>")
+        {
+            *out.entry(server.to_owned()).or_default() += 1;
+        }
+    }
+    out
 }
 
 /// Parses `show stat` CSV: `scur` per server of `backend`.
@@ -370,6 +415,21 @@ mod tests {
             ("s2", 18082, false, true, true)
         );
         assert_eq!(parse_servers_state("Can't find backend.\n"), None);
+    }
+
+    #[test]
+    fn counts_streams_per_server_from_show_sess() {
+        let answer = "0x55930cd823b0: proto=tcpv4 src=127.0.0.1:36298 fe=f be=nodes srv=web-3 ts=00 epoch=0 age=1s calls=2 rate=1 cpu=0 lat=0 rq[f=4dc00000h,i=16346,an=8000h,rx=,wx=,ax=] rp[f=80000000h,i=0,an=00h,rx=,wx=,ax=] scf=[8,280h,fd=13] scb=[3,1h,fd=-1] exp=0s rc=1 c_exp=0s\n\
+            0x55930cd823b1: proto=tcpv4 src=127.0.0.1:36300 fe=f be=nodes srv=web-3 ts=00 age=0s\n\
+            0x55930cd823b2: proto=tcpv4 src=127.0.0.1:36302 fe=f be=nodes srv=web-1 ts=00 age=0s\n\
+            0x55930cd823b3: proto=tcpv4 src=127.0.0.1:36304 fe=f be=other srv=web-3 ts=00 age=0s\n\
+            0x55930cd823b4: proto=tcpv4 src=127.0.0.1:36306 fe=f be=nodes srv=<none> ts=00 age=0s\n\
+            0x55930cd823b5: proto=unix_stream src=unix:1 fe=GLOBAL be=<NONE> srv=<none> ts=00 age=0s\n";
+        let s = parse_streams(answer, "nodes");
+        assert_eq!(
+            s.into_iter().collect::<Vec<_>>(),
+            vec![("web-1".to_owned(), 1), ("web-3".to_owned(), 2)]
+        );
     }
 
     #[test]

@@ -134,6 +134,17 @@ impl Haproxy {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Panics if a worker died other than by a reload (e.g. `exited with code 139
+    /// (Segmentation fault)`), with the log.
+    pub fn assert_no_worker_died(&self) {
+        let log = self.log_text();
+        let died: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("exited with code") && !l.contains("exited with code 0 "))
+            .collect();
+        assert!(died.is_empty(), "HAProxy workers died: {died:?}\n{log}");
+    }
+
     /// Waits (at most 5 s) until HAProxy's output mentions `needle`: the master writes its
     /// complaint about a refused file on its own schedule, after the reload was judged.
     pub fn log_mentions(&self, needle: &str) -> bool {
@@ -275,6 +286,8 @@ pub struct PhaseCount {
     pub by_backend: BTreeMap<String, u64>,
     /// The first few failure reasons.
     pub errors: Vec<String>,
+    /// When the last failure was seen.
+    pub last_failure: Option<Instant>,
 }
 
 /// An HTTP client sending one request every `gap` through HAProxy, from start to
@@ -308,6 +321,7 @@ impl Traffic {
                         }
                         Err(e) => {
                             p.failed += 1;
+                            p.last_failure = Some(Instant::now());
                             if p.errors.len() < 5 {
                                 p.errors.push(e);
                             }
