@@ -100,6 +100,19 @@ impl Lab {
         Haproxy::start(&self.dest, &self.pid_file, &self.sock)
     }
 
+    /// An applier of the `haproxy` renderer through `haproxy`'s runtime API (backend
+    /// `nodes`, servers with `check`, SIGUSR2 for other changes).
+    fn runtime_api_applier(&self, haproxy: &Haproxy, stats: Arc<RenderStats>) -> Applier {
+        let reload = Reload::RuntimeApi(ApiReload {
+            api: haproxy.api(),
+            backend: "nodes".into(),
+            server_options: "check".into(),
+            drain_timeout: Duration::from_secs(10),
+            pid_file: Some(self.pid_file.clone()),
+        });
+        Applier::new(self.target(self.haproxy_renderer(), reload), stats)
+    }
+
     fn live(&self) -> String {
         std::fs::read_to_string(&self.dest).unwrap()
     }
@@ -125,14 +138,7 @@ fn haproxy_runtime_api_follows_membership_without_failed_requests() {
     );
     let haproxy = lab.start(lab.haproxy_renderer(), &members(&[&b1]));
     let stats = Arc::new(RenderStats::default());
-    let reload = Reload::RuntimeApi(ApiReload {
-        api: haproxy.api(),
-        backend: "nodes".into(),
-        server_options: "check".into(),
-        drain_timeout: Duration::from_secs(5),
-        pid_file: Some(lab.pid_file.clone()),
-    });
-    let mut applier = Applier::new(lab.target(lab.haproxy_renderer(), reload), stats.clone());
+    let mut applier = lab.runtime_api_applier(&haproxy, stats.clone());
     let traffic = Traffic::start(
         lab.frontend,
         Duration::from_millis(5),
@@ -228,14 +234,7 @@ fn haproxy_runtime_api_deletes_a_crashed_server_only_once_no_request_is_bound_to
     let lab = Lab::new();
     let b1 = Backend::start("web-1", lab.ip);
     let haproxy = lab.start(lab.haproxy_renderer(), &members(&[&b1]));
-    let reload = Reload::RuntimeApi(ApiReload {
-        api: haproxy.api(),
-        backend: "nodes".into(),
-        server_options: "check".into(),
-        drain_timeout: Duration::from_secs(10),
-        pid_file: Some(lab.pid_file.clone()),
-    });
-    let mut applier = Applier::new(lab.target(lab.haproxy_renderer(), reload), Arc::default());
+    let mut applier = lab.runtime_api_applier(&haproxy, Arc::default());
     let worker = haproxy.api().worker_pid().unwrap();
     let clients: Vec<Traffic> = (0..3)
         .map(|_| {
