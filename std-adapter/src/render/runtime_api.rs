@@ -226,11 +226,9 @@ impl RuntimeApi {
         for name in &draining {
             self.expect(&format!("set server {backend}/{name} state drain"), "")?;
         }
-        if !draining.is_empty() {
-            let busy = self.wait_idle(&draining, deadline, |api| api.sessions(backend));
-            if !busy.is_empty() {
-                tracing::warn!(backend, servers = ?busy, ?drain_timeout, "servers still busy after the drain timeout");
-            }
+        let busy = self.wait_idle(&draining, deadline, |api| api.sessions(backend));
+        if !busy.is_empty() {
+            tracing::warn!(backend, servers = ?busy, ?drain_timeout, "servers still busy after the drain timeout");
         }
         for name in &draining {
             self.expect(&format!("set server {backend}/{name} state maint"), "")?;
@@ -238,7 +236,8 @@ impl RuntimeApi {
         }
         // In maintenance no new stream picks these servers, but one already bound to a
         // server (e.g. waiting to retry a refused connection) still points at it, and
-        // HAProxy before 2.6.17 frees the server under it on `del server` and crashes.
+        // HAProxy 2.6.12 (Debian 12's) frees the server under it on `del server`; the
+        // stream then reads freed memory when it wakes and the worker may crash.
         // So a server is deleted only once no stream refers to it; until then it stays in
         // maintenance, out of rotation, and a later sync deletes it.
         let names: Vec<&str> = gone.iter().map(|l| l.name.as_str()).collect();
@@ -276,6 +275,9 @@ impl RuntimeApi {
         deadline: Instant,
         count: impl Fn(&Self) -> Result<BTreeMap<String, u64>, String>,
     ) -> Vec<&'a str> {
+        if names.is_empty() {
+            return Vec::new();
+        }
         loop {
             let busy: Vec<&str> = match count(self) {
                 Ok(counts) => names
