@@ -205,8 +205,8 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
     }
 
     /// Hands the node's next datagram to the socket if the socket is empty, skipping
-    /// destinations that stalled it lately. True when the node has nothing more to send.
-    fn flush(&mut self, socket: &mut udp::Socket<'_>, now: smoltcp::time::Instant) -> bool {
+    /// destinations that stalled it lately; a datagram that must wait is kept as pending.
+    fn flush(&mut self, socket: &mut udp::Socket<'_>, now: smoltcp::time::Instant) {
         let now_r = from_smoltcp(now);
         loop {
             let next = match self.pending.take() {
@@ -216,7 +216,7 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
                         to: t.to,
                         len: t.len,
                     },
-                    None => return true,
+                    None => return,
                 },
             };
             if self.unresolved.is_held(next.to.ip(), now_r) {
@@ -230,7 +230,7 @@ impl<'n, const M: usize, const U: usize> Driver<'n, M, U> {
             };
             if socket.send_queue() > 0 {
                 self.pending = Some(next);
-                return false;
+                return;
             }
             match socket.send_slice(&self.scratch[..next.len], endpoint) {
                 Ok(()) => {

@@ -68,12 +68,12 @@ impl Unresolved {
     /// Records that a datagram to `ip` stalled at `now`: skips `ip` for [`HOLD`], doubled
     /// for each stall in a row before.
     pub(crate) fn stalled(&mut self, ip: IpAddr, now: Instant) {
-        let stalls = self
-            .slot(ip)
+        let known = self.slot(ip);
+        let stalls = known
             .and_then(|i| self.held[i])
             .map_or(1, |h| (h.stalls + 1).min(MAX_DOUBLINGS + 1));
         let hold = Duration::from_millis(HOLD.as_millis() << (stalls - 1));
-        let i = self.slot(ip).unwrap_or_else(|| self.victim());
+        let i = known.unwrap_or_else(|| self.victim());
         self.held[i] = Some(Held {
             ip,
             until: now + hold,

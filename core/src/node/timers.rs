@@ -63,6 +63,10 @@ impl Probe {
     fn indirect_sent(&self) -> bool {
         self.flags & Self::INDIRECT_SENT != 0
     }
+
+    fn set_indirect_sent(&mut self) {
+        self.flags |= Self::INDIRECT_SENT;
+    }
 }
 
 /// Keeps the smallest of the deadlines offered.
@@ -382,7 +386,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Some(mut p) = self.probe else {
             return;
         };
-        p.flags |= Probe::INDIRECT_SENT;
+        p.set_indirect_sent();
         let target = usize::from(p.target);
         let Some((name, addr)) = self.table.get(target).map(|s| (s.name.clone(), s.addr)) else {
             self.probe = None;
