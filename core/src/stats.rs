@@ -58,8 +58,14 @@ pub struct Stats {
     pub updates_evicted: u64,
     /// User events delivered to the application.
     pub user_events: u64,
-    /// User events lost because the buffer filled before they were delivered.
+    /// User events evicted from the full buffer before the application polled them.
     pub user_events_lost: u64,
+    /// User events evicted from the full buffer while still being gossiped (before their
+    /// last retransmission): members that missed them cannot get them by push-pull either.
+    pub user_events_cut: u64,
+    /// User events dropped as too old to judge (older than every event the de-duplication
+    /// window remembers): a replay of one delivered already, or one lost if never seen here.
+    pub user_events_stale: u64,
     /// Outgoing messages dropped because the outbox was full.
     pub outbox_full: u64,
     /// Events dropped because the event queue was full.
@@ -103,6 +109,8 @@ impl Stats {
         updates_evicted: 0,
         user_events: 0,
         user_events_lost: 0,
+        user_events_cut: 0,
+        user_events_stale: 0,
         outbox_full: 0,
         events_lost: 0,
         syncs_started: 0,

@@ -15,7 +15,7 @@ pub(super) fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 7946))
 }
 
-fn node(i: u8) -> N {
+pub(super) fn node(i: u8) -> N {
     node_with(i, Config::lan())
 }
 
@@ -343,7 +343,7 @@ fn a_node_joining_later_is_not_replayed_the_events_push_pull_carries() {
 }
 
 /// Encodes one datagram by hand, as a peer (honest or not) would.
-fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
+pub(super) fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
     let mut buf = [0u8; 1500];
     let mut enc = Encoder::new(&mut buf, 0, &message).unwrap();
     for u in updates {
@@ -413,7 +413,7 @@ fn a_ping_for_another_name_is_ignored() {
     assert!(a.poll_transmit(Instant::ZERO, &mut buf).is_none());
 }
 
-fn alive(name: &str, incarnation: u32, i: u8) -> Vec<u8> {
+pub(super) fn alive(name: &str, incarnation: u32, i: u8) -> Vec<u8> {
     let update = Update::Alive {
         name,
         incarnation,
@@ -424,7 +424,7 @@ fn alive(name: &str, incarnation: u32, i: u8) -> Vec<u8> {
 }
 
 /// A suspicion and then the failure of `name`, in one datagram.
-fn suspected_then_failed(name: &str, incarnation: u32) -> Vec<u8> {
+pub(super) fn suspected_then_failed(name: &str, incarnation: u32) -> Vec<u8> {
     let suspect = Update::Suspect {
         name,
         incarnation,
