@@ -3,7 +3,7 @@
 
 use std::vec::Vec;
 
-use super::tests::{addr, alive, frame, node};
+use super::tests::{addr, alive, frame, node, suspected_then_failed};
 use super::*;
 use crate::user_event::USER_EVENT_BUFFER;
 use crate::wire::{Message, SyncKind, Update};
@@ -184,4 +184,114 @@ fn an_event_older_than_the_window_is_dropped_and_counted() {
     assert_eq!(delivered.last(), Some(&50u32.to_le_bytes().to_vec()));
     assert_eq!(a.stats().user_events_stale, 2);
     assert_eq!(a.stats().user_events_lost, 57);
+}
+
+/// A node of capacity 4 (itself and 3 members) tracking `b`, `c` and `d`, all alive, with
+/// their joins reported.
+fn full_table() -> Node<4, 8> {
+    let mut a: Node<4, 8> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 1).unwrap();
+    let now = Instant::from_secs(1);
+    for (name, i) in [("b", 2), ("c", 3), ("d", 4)] {
+        a.handle_datagram(now, addr(i), &alive(name, 0, i)).unwrap();
+    }
+    drain_events(&mut a);
+    a
+}
+
+fn is_failed(e: &Event, who: &str) -> bool {
+    matches!(e, Event::MemberFailed { name, .. } if name == who)
+}
+
+#[test]
+fn a_newcomer_does_not_take_the_slot_of_a_failure_not_yet_reported() {
+    let mut a = full_table();
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(3), &suspected_then_failed("b", 0))
+        .unwrap();
+    // Long after the failure, but the application has not polled it yet.
+    let later = now + Duration::from_secs(60);
+    a.handle_datagram(later, addr(5), &alive("e", 0, 5))
+        .unwrap();
+    assert!(a.member("e").is_none(), "e took b's slot");
+    assert_eq!(a.stats().members_refused, 1);
+    let events = drain_events(&mut a);
+    assert!(
+        events.iter().any(|e| is_failed(e, "b")),
+        "b's failure was never reported: {events:?}"
+    );
+    // Reported, and failed long enough: now b makes room.
+    a.handle_datagram(later, addr(5), &alive("e", 1, 5))
+        .unwrap();
+    assert!(a.member("e").is_some());
+    assert!(a.member("b").is_none());
+    assert_eq!(a.stats().members_evicted, 1);
+}
+
+#[test]
+fn a_mass_reap_reports_every_member() {
+    let mut a: Node<128, 16> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 1).unwrap();
+    let now = Instant::from_secs(1);
+    let names: Vec<std::string::String> = (0..100).map(|k| std::format!("m{k}")).collect();
+    for name in &names {
+        a.handle_datagram(now, addr(2), &alive(name, 0, 2)).unwrap();
+        a.handle_datagram(now, addr(3), &suspected_then_failed(name, 0))
+            .unwrap();
+    }
+    let failed = drain_events(&mut a)
+        .iter()
+        .filter(|e| matches!(e, Event::MemberFailed { .. }))
+        .count();
+    assert_eq!(failed, 100);
+    a.handle_timeout(now + a.config().reap_timeout);
+    // Not reported yet: still listed.
+    assert_eq!(a.members().count(), 101);
+    let events = drain_events(&mut a);
+    let reaped: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MemberReaped { name } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reaped.len(), 100, "{events:?}");
+    assert_eq!((a.stats().members_reaped, a.stats().events_lost), (100, 0));
+    assert_eq!(a.members().count(), 1);
+    // Nothing left to do: the reaped slots set no deadline.
+    assert!(a.poll_timeout().is_some_and(|t| t > now));
+}
+
+#[test]
+fn a_forged_left_and_alive_pair_cannot_evict_a_live_member() {
+    let mut a = full_table();
+    let now = Instant::from_secs(2);
+    let forged = |newcomer: &'static str| {
+        frame(
+            Message::Gossip,
+            &[
+                Update::Left {
+                    name: "b",
+                    incarnation: 0,
+                },
+                Update::Alive {
+                    name: newcomer,
+                    incarnation: 0,
+                    addr: addr(9).into(),
+                    tags: &[],
+                },
+            ],
+        )
+    };
+    a.handle_datagram(now, addr(9), &forged("x")).unwrap();
+    assert!(a.member("b").is_some(), "one datagram evicted b");
+    assert!(a.member("x").is_none());
+    // Even once the application heard that b left, b has time to refute.
+    drain_events(&mut a);
+    a.handle_datagram(now, addr(9), &forged("y")).unwrap();
+    assert!(a.member("b").is_some(), "b evicted before it could refute");
+    assert!(a.member("y").is_none());
+    a.handle_datagram(now, addr(2), &alive("b", 1, 2)).unwrap();
+    assert_eq!(a.member("b").unwrap().status(), Status::Alive);
+    assert_eq!(a.stats().members_evicted, 0);
 }
