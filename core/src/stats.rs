@@ -48,11 +48,13 @@ pub struct Stats {
     pub refutations: u64,
     /// Members declared failed (by this node or by gossip).
     pub failures: u64,
-    /// Newcomers not tracked because the member table was full of live members.
+    /// Newcomers not tracked because the member table was full of live members, or of
+    /// failed or left ones not reported yet or still within their time to refute.
     pub members_refused: u64,
-    /// Failed or left members evicted early to make room for a newcomer.
+    /// Failed or left members evicted early (once reported) to make room for a newcomer.
     pub members_evicted: u64,
-    /// Failed or left members reaped after the timeout.
+    /// Failed or left members reaped after the timeout (each reported by
+    /// `Event::MemberReaped`).
     pub members_reaped: u64,
     /// Updates dropped from a full queue before they were fully retransmitted.
     pub updates_evicted: u64,

@@ -483,7 +483,8 @@ fn a_full_table_refuses_newcomers_but_keeps_live_members() {
     a.handle_datagram(now, addr(3), &failed).unwrap();
     let _ = core::iter::from_fn(|| a.poll_event()).count();
     let later = now + crate::suspicion::min_timeout(4, 3, a.config().probe_interval);
-    a.handle_datagram(later, addr(4), &alive("d", 2, 4)).unwrap();
+    a.handle_datagram(later, addr(4), &alive("d", 2, 4))
+        .unwrap();
     assert!(a.member("d").is_some());
     assert!(a.member("b").is_none());
     assert_eq!(a.stats().members_evicted, 1);
