@@ -295,3 +295,49 @@ fn a_forged_left_and_alive_pair_cannot_evict_a_live_member() {
     assert_eq!(a.member("b").unwrap().status(), Status::Alive);
     assert_eq!(a.stats().members_evicted, 0);
 }
+
+#[test]
+fn a_reported_failure_makes_room_only_after_the_time_to_refute() {
+    let mut a = full_table();
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(3), &suspected_then_failed("b", 0))
+        .unwrap();
+    assert!(drain_events(&mut a).iter().any(|e| is_failed(e, "b")));
+    let cfg = a.config();
+    let grace = crate::suspicion::min_timeout(cfg.suspicion_mult, 3, cfg.probe_interval);
+    let just_before = Instant::from_millis((now + grace).as_millis() - 1);
+    a.handle_datagram(just_before, addr(5), &alive("e", 0, 5))
+        .unwrap();
+    assert!(a.member("e").is_none() && a.member("b").is_some());
+    a.handle_datagram(now + grace, addr(5), &alive("e", 1, 5))
+        .unwrap();
+    assert!(a.member("e").is_some() && a.member("b").is_none());
+    assert_eq!(
+        (a.stats().members_refused, a.stats().members_evicted),
+        (1, 1)
+    );
+}
+
+#[test]
+fn a_member_back_before_its_reap_is_reported_is_reported_joined() {
+    let mut a = node(1);
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(2), &alive("b", 0, 2)).unwrap();
+    a.handle_datagram(now, addr(3), &suspected_then_failed("b", 0))
+        .unwrap();
+    drain_events(&mut a);
+    let later = now + a.config().reap_timeout;
+    a.handle_timeout(later);
+    a.handle_datagram(later, addr(2), &alive("b", 1, 2))
+        .unwrap();
+    let events = drain_events(&mut a);
+    assert!(
+        matches!(&events[..], [Event::MemberJoined { name, .. }] if name == "b"),
+        "{events:?}"
+    );
+    assert_eq!(a.member("b").unwrap().status(), Status::Alive);
+    // And it is not reaped later either.
+    a.handle_timeout(later + a.config().reap_timeout);
+    assert!(drain_events(&mut a).is_empty());
+    assert!(a.member("b").is_some());
+}
