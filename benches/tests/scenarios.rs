@@ -545,6 +545,120 @@ fn i_user_event_reaches_everyone_exactly_once() {
     });
 }
 
+/// What a burst of user events became, summed over every node of a cluster.
+struct BurstOutcome {
+    /// Deliveries per node, by node index (each at most one per event: the simulator
+    /// checks it at every delivery).
+    delivered: Vec<usize>,
+    /// `Stats::user_events_lost`, `user_events_cut`, `user_events_stale`, summed.
+    lost: u64,
+    cut: u64,
+    stale: u64,
+}
+
+/// Node 7 of a 20-node LAN cluster sends `burst` distinct user events at one instant; the
+/// cluster then runs 3 minutes (several push-pull rounds).
+fn user_event_burst(seed: u64, burst: usize) -> BurstOutcome {
+    let mut sim = lan_cluster::<32, 32>(20, seed);
+    let sender = 7;
+    for k in 0..burst {
+        let payload = u32::try_from(k).expect("small burst").to_le_bytes();
+        sim.send_user_event(sender, "burst", &payload)
+            .expect("send");
+    }
+    sim.run_for(Duration::from_secs(180));
+    let mut delivered = vec![0usize; sim.len()];
+    for d in sim.log().user_deliveries() {
+        delivered[d.observer] += 1;
+    }
+    let sum = |f: fn(&rumor_core::Stats) -> u64| -> u64 {
+        (0..sim.len()).map(|i| f(sim.node(i).stats())).sum()
+    };
+    BurstOutcome {
+        delivered,
+        lost: sum(|s| s.user_events_lost),
+        cut: sum(|s| s.user_events_cut),
+        stale: sum(|s| s.user_events_stale),
+    }
+}
+
+/// i2) Bursts of 1, 8, 9, 100 and 1,000 user events from one node: every node delivers
+/// each event at most once (checked at every delivery), a burst that fits the 8-event
+/// buffer reaches everyone, and every event a node misses is accounted for by a counter:
+/// evicted before it was polled (`user_events_lost`), too old to judge
+/// (`user_events_stale`), or cut from some node's gossip before its last retransmission
+/// (`user_events_cut`).
+#[test]
+fn i2_user_event_bursts_are_delivered_at_most_once_and_losses_counted() {
+    scenario("i2: user event bursts, 20 nodes", 0xB0, |seed| {
+        for burst in [1usize, 8, 9, 100, 1_000] {
+            let out = user_event_burst(seed, burst);
+            let nodes = out.delivered.len();
+            let total: usize = out.delivered.iter().sum();
+            let (min, max) = (
+                out.delivered.iter().copied().min().unwrap_or(0),
+                out.delivered.iter().copied().max().unwrap_or(0),
+            );
+            figure(
+                &format!("burst {burst}: delivered (of {})", burst * nodes),
+                format!("{total} (per node {min}..={max})"),
+            );
+            figure(
+                &format!("burst {burst}: lost / cut / stale"),
+                format!("{} / {} / {}", out.lost, out.cut, out.stale),
+            );
+            assert!(max <= burst, "burst {burst}: a node delivered {max}");
+            if burst <= 8 {
+                assert_eq!(
+                    (min, out.lost, out.cut, out.stale),
+                    (burst, 0, 0, 0),
+                    "burst {burst} fits the buffer: everyone gets all"
+                );
+            } else {
+                let missed = (burst * nodes - total) as u64;
+                assert!(
+                    missed <= out.lost + out.stale + out.cut * nodes as u64,
+                    "burst {burst}: {missed} misses, not all counted"
+                );
+                assert!(
+                    out.cut >= (burst - 8) as u64,
+                    "burst {burst}: cut {}",
+                    out.cut
+                );
+            }
+        }
+    });
+}
+
+/// i3) A steady stream of user events, one every 300 ms from rotating senders, for a
+/// minute: every node delivers every event exactly once. Push-pull keeps replaying each
+/// node's newest events long after the receivers' de-duplication window moved on.
+#[test]
+fn i3_a_steady_stream_of_user_events_is_delivered_once_everywhere() {
+    scenario("i3: user event stream, 20 nodes", 0xB1, |seed| {
+        let mut sim = lan_cluster::<32, 32>(20, seed);
+        let events = 200;
+        for k in 0..events {
+            let payload = u32::try_from(k).expect("small").to_le_bytes();
+            sim.send_user_event(k % 5, "stream", &payload)
+                .expect("send");
+            sim.run_for(Duration::from_millis(300));
+        }
+        sim.run_for(Duration::from_secs(180));
+        let mut per_node = vec![0usize; sim.len()];
+        for d in sim.log().user_deliveries() {
+            per_node[d.observer] += 1;
+        }
+        let total: usize = per_node.iter().sum();
+        figure("delivered (of 4000)", total);
+        report_totals(&sim);
+        assert!(
+            per_node.iter().all(|&n| n == events),
+            "deliveries per node: {per_node:?}"
+        );
+    });
+}
+
 /// Same seed, same run: two runs of a faulty scenario give identical traces; another seed
 /// gives a different one.
 #[test]

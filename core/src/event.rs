@@ -46,12 +46,15 @@ pub enum Event {
         /// Its address.
         addr: SocketAddr,
     },
-    /// A failed or left member was forgotten after the reap timeout.
+    /// A failed or left member was forgotten after the reap timeout (its slot is freed as
+    /// this is reported).
     MemberReaped {
         /// Its name.
         name: Name,
     },
-    /// The member table is full of live members, so a newcomer was not tracked.
+    /// The member table is full, so a newcomer was not tracked: every slot holds a live
+    /// member, or a failed or left one whose news is not reported yet or which still has
+    /// time to refute it.
     MemberRefused {
         /// The newcomer's name.
         name: Name,

@@ -57,9 +57,10 @@
 //!
 //! `Node<MEMBERS, UPDATES>` holds everything inline: `MEMBERS` member slots (the local node
 //! included) and an `UPDATES`-entry dissemination queue, plus small fixed buffers whose sizes
-//! are documented in `docs/PROTOCOL.md`. When the table is full, failed and left members are
-//! evicted first; a newcomer that finds only live members is refused and reported with
-//! [`Event::MemberRefused`]. A live member already tracked is never dropped.
+//! are documented in `docs/PROTOCOL.md`. When the table is full, a failed or left member
+//! makes room once its transition has been reported and it had time to refute; otherwise
+//! the newcomer is refused and reported with [`Event::MemberRefused`]. A live member already
+//! tracked is never dropped, and no member event is lost.
 //!
 //! ## Features
 //!

@@ -56,6 +56,8 @@ impl Pending {
     pub(crate) const SUSPECTED: u8 = 4;
     pub(crate) const LEFT: u8 = 8;
     pub(crate) const FAILED: u8 = 16;
+    /// Reaped: the slot is freed once this is reported.
+    pub(crate) const REAPED: u8 = 32;
 
     /// Records a transition, forgetting earlier ones the new one supersedes.
     pub(crate) fn record(&mut self, what: u8) {
@@ -69,6 +71,11 @@ impl Pending {
         };
     }
 
+    /// Whether `what` is waiting to be reported.
+    pub(crate) fn has(self, what: u8) -> bool {
+        self.0 & what != 0
+    }
+
     /// Takes the first pending transition in report order.
     pub(crate) fn take(&mut self) -> Option<u8> {
         for what in [
@@ -77,6 +84,7 @@ impl Pending {
             Self::SUSPECTED,
             Self::LEFT,
             Self::FAILED,
+            Self::REAPED,
         ] {
             if self.0 & what != 0 {
                 self.0 &= !what;
@@ -182,5 +190,14 @@ mod tests {
         p.record(Pending::JOINED);
         assert_eq!(p.take(), Some(Pending::JOINED));
         assert_eq!(p, Pending::default());
+        // A reap is reported last, and a comeback cancels it.
+        p.record(Pending::FAILED);
+        p.record(Pending::REAPED);
+        assert!(p.has(Pending::REAPED));
+        assert_eq!(p.take(), Some(Pending::FAILED));
+        assert_eq!(p.take(), Some(Pending::REAPED));
+        p.record(Pending::REAPED);
+        p.record(Pending::JOINED);
+        assert_eq!((p.take(), p.take()), (Some(Pending::JOINED), None));
     }
 }

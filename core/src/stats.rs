@@ -48,18 +48,26 @@ pub struct Stats {
     pub refutations: u64,
     /// Members declared failed (by this node or by gossip).
     pub failures: u64,
-    /// Newcomers not tracked because the member table was full of live members.
+    /// Newcomers not tracked because the member table was full of live members, or of
+    /// failed or left ones not reported yet or still within their time to refute.
     pub members_refused: u64,
-    /// Failed or left members evicted early to make room for a newcomer.
+    /// Failed or left members evicted early (once reported) to make room for a newcomer.
     pub members_evicted: u64,
-    /// Failed or left members reaped after the timeout.
+    /// Failed or left members reaped after the timeout (each reported by
+    /// `Event::MemberReaped`).
     pub members_reaped: u64,
     /// Updates dropped from a full queue before they were fully retransmitted.
     pub updates_evicted: u64,
     /// User events delivered to the application.
     pub user_events: u64,
-    /// User events lost because the buffer filled before they were delivered.
+    /// User events evicted from the full buffer before the application polled them.
     pub user_events_lost: u64,
+    /// User events evicted from the full buffer while still being gossiped (before their
+    /// last retransmission): members that missed them cannot get them by push-pull either.
+    pub user_events_cut: u64,
+    /// User events dropped as too old to judge (older than every event the de-duplication
+    /// window remembers): a replay of one delivered already, or one lost if never seen here.
+    pub user_events_stale: u64,
     /// Outgoing messages dropped because the outbox was full.
     pub outbox_full: u64,
     /// Events dropped because the event queue was full.
@@ -103,6 +111,8 @@ impl Stats {
         updates_evicted: 0,
         user_events: 0,
         user_events_lost: 0,
+        user_events_cut: 0,
+        user_events_stale: 0,
         outbox_full: 0,
         events_lost: 0,
         syncs_started: 0,

@@ -7,14 +7,13 @@ use crate::name::Name;
 pub const USER_EVENT_NAME_MAX: usize = 32;
 /// Largest user event payload, in bytes.
 pub const USER_PAYLOAD_MAX: usize = 64;
-/// User events held for retransmission and delivery at once; when full, the oldest is
-/// dropped (and counted).
+/// User events held for retransmission, push-pull replay and local delivery at once; when
+/// full, the oldest (first buffered) is evicted, and counted if it was not delivered locally
+/// or was still being gossiped.
 pub(crate) const USER_EVENT_BUFFER: usize = 8;
-/// Recently seen events remembered for de-duplication.
+/// Events remembered for de-duplication: the ones with the highest Lamport times. Anything
+/// at or below the highest time forgotten is too old to judge and is dropped (counted).
 const SEEN: usize = 64;
-/// An event whose Lamport time is this far behind the newest one seen is too old to judge,
-/// and is dropped as a probable duplicate (Serf does the same with its event buffer).
-const SEEN_WINDOW: u32 = 256;
 
 /// A user event as delivered to the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,25 +74,50 @@ fn fingerprint(e: &UserEvent) -> u32 {
 }
 
 /// The Lamport clock, the seen set and the buffer.
+///
+/// One window rules de-duplication and replay: the seen set keeps the [`SEEN`] events with
+/// the highest Lamport times, and `forgotten` is one above the highest time it ever dropped.
+/// Every event accepted at or above `forgotten` is still in the seen set, so an event is
+/// delivered at most once: below `forgotten` nothing is accepted (it might be one forgotten)
+/// and nothing is replayed by push-pull (receivers could not judge it either).
 #[derive(Debug)]
 pub(crate) struct UserEvents {
     /// Next Lamport time to stamp (always above every time seen).
     pub(crate) clock: u32,
     /// Events older than this were sent before we joined and are not replayed.
     floor: u32,
-    seen: heapless::Deque<(u32, u32), SEEN>,
-    pub(crate) buffer: heapless::Vec<Buffered, USER_EVENT_BUFFER>,
+    /// Events older than this are too old to judge: the seen set forgot one at `forgotten - 1`.
+    forgotten: u32,
+    /// `(ltime, fingerprint)` of the events accepted with the highest times, in no order.
+    seen: heapless::Vec<(u32, u32), SEEN>,
+    buffer: heapless::Vec<Buffered, USER_EVENT_BUFFER>,
+    /// Index of the oldest buffered event, the next one evicted once the buffer is full
+    /// (always 0 before): the buffer is a ring in arrival order.
+    oldest: usize,
 }
 
 /// What [`UserEvents::accept`] did with an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Accepted {
-    /// New: buffered at this index.
-    New(usize),
-    /// Already seen, too old, or from before the join.
+    /// New: buffered at `slot`, in place of the oldest event if the buffer was full.
+    New {
+        /// Buffer index of the event.
+        slot: usize,
+        /// The event evicted to make room, if any: whether it had been delivered locally.
+        evicted: Option<Evicted>,
+    },
+    /// Already seen, or from before the join.
     Duplicate,
-    /// New, but the buffer evicted an undelivered event for it.
-    NewEvicting(usize),
+    /// Older than anything the seen set can still judge: a replay of an event delivered
+    /// already, or an event lost (never delivered here).
+    Stale,
+}
+
+/// The oldest buffered event, evicted for a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Evicted {
+    /// Whether the application had polled it.
+    pub(crate) delivered: bool,
 }
 
 impl UserEvents {
@@ -101,8 +125,10 @@ impl UserEvents {
         UserEvents {
             clock: 0,
             floor: 0,
-            seen: heapless::Deque::new(),
+            forgotten: 0,
+            seen: heapless::Vec::new(),
             buffer: heapless::Vec::new(),
+            oldest: 0,
         }
     }
 
@@ -110,8 +136,10 @@ impl UserEvents {
     pub(crate) fn clear(&mut self) {
         self.clock = 0;
         self.floor = 0;
+        self.forgotten = 0;
         self.seen.clear();
         self.buffer.clear();
+        self.oldest = 0;
     }
 
     /// Witnesses a remote clock value (Lamport receive rule).
@@ -132,43 +160,71 @@ impl UserEvents {
         self.catch_up(clock);
     }
 
-    /// Takes in an event (local or remote); `slot_freed` tells the caller which buffer index
-    /// was recycled so it can drop its broadcast.
+    /// Takes in an event (local or remote): new ones are remembered and buffered.
     pub(crate) fn accept(&mut self, event: UserEvent) -> Accepted {
         let ltime = event.ltime;
         self.witness(ltime);
-        let newest = self.clock.saturating_sub(1);
-        if ltime < self.floor || ltime.saturating_add(SEEN_WINDOW) < newest {
+        if ltime < self.floor {
             return Accepted::Duplicate;
+        }
+        if ltime < self.forgotten {
+            return Accepted::Stale;
         }
         let fp = fingerprint(&event);
-        if self.seen.iter().any(|&s| s == (ltime, fp)) {
+        if self.seen.contains(&(ltime, fp)) {
             return Accepted::Duplicate;
         }
+        self.remember(ltime, fp);
+        let (slot, evicted) = self.buffer(event);
+        Accepted::New { slot, evicted }
+    }
+
+    /// Adds a new event to the seen set; when full, the one with the lowest time (maybe this
+    /// one) is forgotten, and with it every time up to its own.
+    fn remember(&mut self, ltime: u32, fp: u32) {
         if self.seen.is_full() {
-            self.seen.pop_front();
+            let lowest = self
+                .seen
+                .iter()
+                .enumerate()
+                .min_by_key(|&(_, &(t, _))| t)
+                .map(|(k, &(t, _))| (k, t));
+            let Some((k, t)) = lowest else {
+                return;
+            };
+            if ltime <= t {
+                self.forgotten = self.forgotten.max(ltime.saturating_add(1));
+                return;
+            }
+            self.seen.swap_remove(k);
+            self.forgotten = self.forgotten.max(t.saturating_add(1));
         }
-        // Cannot fail: one slot was just made free.
-        let _ = self.seen.push_back((ltime, fp));
+        // Cannot fail: not full.
+        let _ = self.seen.push((ltime, fp));
+    }
+
+    /// Buffers a new event, in place of the oldest one when full; returns its index and
+    /// what was evicted.
+    fn buffer(&mut self, event: UserEvent) -> (usize, Option<Evicted>) {
         let entry = Buffered {
             event,
             delivered: false,
         };
-        if self.buffer.is_full() {
-            // Prefer recycling an entry already delivered; otherwise the oldest.
-            let victim = self.buffer.iter().position(|b| b.delivered).unwrap_or(0);
-            let lost = !self.buffer[victim].delivered;
-            self.buffer[victim] = entry;
-            return if lost {
-                Accepted::NewEvicting(victim)
-            } else {
-                Accepted::New(victim)
-            };
+        let victim = self.oldest;
+        match self.buffer.push(entry) {
+            Ok(()) => (self.buffer.len() - 1, None),
+            Err(entry) => {
+                self.oldest = (victim + 1) % USER_EVENT_BUFFER;
+                let Some(slot) = self.buffer.get_mut(victim) else {
+                    return (victim, None);
+                };
+                let old = core::mem::replace(slot, entry);
+                let evicted = Evicted {
+                    delivered: old.delivered,
+                };
+                (victim, Some(evicted))
+            }
         }
-        let idx = self.buffer.len();
-        // Cannot fail: not full.
-        let _ = self.buffer.push(entry);
-        Accepted::New(idx)
     }
 
     /// Stamps a local event with the next Lamport time.
@@ -178,11 +234,37 @@ impl UserEvents {
         t
     }
 
-    /// Next undelivered event, marked delivered.
+    /// Buffer indexes, oldest event first.
+    fn by_age(&self) -> impl Iterator<Item = usize> + '_ {
+        let len = self.buffer.len();
+        (0..len).map(move |k| (self.oldest + k) % len)
+    }
+
+    /// Next undelivered event (oldest first), marked delivered.
     pub(crate) fn next_undelivered(&mut self) -> Option<UserEvent> {
-        let b = self.buffer.iter_mut().find(|b| !b.delivered)?;
+        let i = self
+            .by_age()
+            .find(|&i| self.buffer.get(i).is_some_and(|b| !b.delivered))?;
+        let b = self.buffer.get_mut(i)?;
         b.delivered = true;
         Some(b.event.clone())
+    }
+
+    /// The event buffered at index `i`, to gossip.
+    pub(crate) fn get(&self, i: usize) -> Option<&UserEvent> {
+        self.buffer.get(i).map(|b| &b.event)
+    }
+
+    /// How many events are buffered.
+    pub(crate) fn len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The `k`-th oldest buffered event, for push-pull replay; `None` when it is too old
+    /// for the seen set to judge (the receiver could not either).
+    pub(crate) fn replay(&self, k: usize) -> Option<&UserEvent> {
+        let i = self.by_age().nth(k)?;
+        self.get(i).filter(|e| e.ltime >= self.forgotten)
     }
 }
 
@@ -199,12 +281,19 @@ mod tests {
         }
     }
 
+    fn new_at(slot: usize) -> Accepted {
+        Accepted::New {
+            slot,
+            evicted: None,
+        }
+    }
+
     #[test]
     fn duplicates_and_history_are_dropped_once_delivered() {
         let mut u = UserEvents::new();
-        assert_eq!(u.accept(ev("a", 3, b"x")), Accepted::New(0));
+        assert_eq!(u.accept(ev("a", 3, b"x")), new_at(0));
         assert_eq!(u.accept(ev("a", 3, b"x")), Accepted::Duplicate);
-        assert_eq!(u.accept(ev("b", 3, b"x")), Accepted::New(1));
+        assert_eq!(u.accept(ev("b", 3, b"x")), new_at(1));
         assert_eq!(u.clock, 4);
         assert!(u.next_undelivered().is_some());
         assert!(u.next_undelivered().is_some());
@@ -215,13 +304,66 @@ mod tests {
     }
 
     #[test]
-    fn a_full_buffer_recycles_delivered_events_first() {
+    fn a_full_buffer_evicts_the_oldest_event_delivered_or_not() {
         let mut u = UserEvents::new();
         for i in 0..USER_EVENT_BUFFER as u32 {
-            u.accept(ev("a", i, b""));
+            assert_eq!(u.accept(ev("a", i, b"")), new_at(i as usize));
         }
+        // Slot 1 delivered, slot 0 not: age decides, not delivery.
         u.next_undelivered();
-        assert_eq!(u.accept(ev("a", 100, b"")), Accepted::New(0));
-        assert_eq!(u.accept(ev("a", 101, b"")), Accepted::NewEvicting(0));
+        let evicting = |slot, delivered| Accepted::New {
+            slot,
+            evicted: Some(Evicted { delivered }),
+        };
+        assert_eq!(u.accept(ev("a", 100, b"")), evicting(0, true));
+        assert_eq!(u.accept(ev("a", 101, b"")), evicting(1, false));
+        // Delivery and replay go oldest first: 2..=7, then 100, 101.
+        let times: std::vec::Vec<u32> = (0..u.len())
+            .filter_map(|k| u.replay(k).map(|e| e.ltime))
+            .collect();
+        assert_eq!(times, [2, 3, 4, 5, 6, 7, 100, 101]);
+        assert_eq!(u.next_undelivered().map(|e| e.ltime), Some(2));
+        // A full turn of the ring comes back to slot 0.
+        for t in 200..206 {
+            u.accept(ev("a", t, b""));
+        }
+        assert_eq!(u.accept(ev("a", 300, b"")), evicting(0, false));
+    }
+
+    #[test]
+    fn the_window_keeps_the_highest_times_and_judges_nothing_below() {
+        let mut u = UserEvents::new();
+        for t in 10..10 + SEEN as u32 {
+            u.accept(ev("a", t, b""));
+        }
+        let is_new = |a| matches!(a, Accepted::New { .. });
+        // Full, nothing forgotten yet: a new low event is judged (and forgotten at once).
+        assert!(is_new(u.accept(ev("b", 5, b""))));
+        assert_eq!(u.accept(ev("b", 5, b"")), Accepted::Stale);
+        assert!(is_new(u.accept(ev("b", 6, b""))));
+        // A new high one forgets the lowest remembered (10): 10 and below are stale now.
+        assert!(is_new(u.accept(ev("b", 500, b""))));
+        assert_eq!(u.accept(ev("a", 10, b"")), Accepted::Stale);
+        assert_eq!(u.accept(ev("a", 11, b"")), Accepted::Duplicate);
+        assert_eq!(u.accept(ev("c", 10, b"")), Accepted::Stale);
+        // Everything accepted at 11 or later is remembered: another event at 11 is judged.
+        assert!(is_new(u.accept(ev("c", 11, b""))));
+    }
+
+    #[test]
+    fn events_the_window_cannot_judge_are_not_replayed() {
+        let mut u = UserEvents::new();
+        for t in 100..100 + SEEN as u32 {
+            u.accept(ev("a", t, b""));
+        }
+        // Buffered (it is new) but forgotten at once: delivered here, never replayed.
+        u.accept(ev("b", 50, b""));
+        let replayed: std::vec::Vec<u32> = (0..u.len())
+            .filter_map(|k| u.replay(k).map(|e| e.ltime))
+            .collect();
+        assert_eq!(replayed, [157, 158, 159, 160, 161, 162, 163]);
+        let delivered: std::vec::Vec<u32> =
+            core::iter::from_fn(|| u.next_undelivered().map(|e| e.ltime)).collect();
+        assert_eq!(delivered, [157, 158, 159, 160, 161, 162, 163, 50]);
     }
 }

@@ -161,6 +161,7 @@ impl<N: SimMember> Cluster<N> {
         self.lifecycle += 1;
         self.by_addr.insert(addr, i);
         self.views.reset(i);
+        self.deliveries.reset(i);
         self.reports.reset(i);
         self.settle(i);
         self.join(i, via)

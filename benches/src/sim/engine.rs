@@ -345,14 +345,18 @@ impl<N: SimMember> Cluster<N> {
         }
         let mut stop = false;
         match event {
-            Event::User(user) => self.log.record_user(UserDelivery {
-                at: self.now,
-                observer: i,
-                name: user.name.as_str().to_owned(),
-                payload: user.payload.to_vec(),
-                ltime: u64::from(user.ltime),
-                origin: user.origin.as_str().to_owned(),
-            }),
+            Event::User(user) => {
+                let delivery = UserDelivery {
+                    at: self.now,
+                    observer: i,
+                    name: user.name.as_str().to_owned(),
+                    payload: user.payload.to_vec(),
+                    ltime: u64::from(user.ltime),
+                    origin: user.origin.as_str().to_owned(),
+                };
+                self.deliveries.deliver(&delivery);
+                self.log.record_user(delivery);
+            }
             Event::MemberReaped { name } => self.views.forget(i, name),
             Event::MemberFailed { name, addr } => {
                 if let Some(member) = self.index_of(name)

@@ -1,7 +1,8 @@
 //! Mirrors of every node's member table, refreshed after each node step, and the
-//! invariants checked against them (see [`Views`]).
+//! invariants checked against them (see [`Views`]); the user events each node delivered
+//! (see [`Deliveries`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use rumor_core::{Instant, Status};
@@ -49,6 +50,9 @@ struct View {
 /// 2. A member the observer holds as `Left` or `Failed` never becomes `Alive` or `Suspect`
 ///    again at the same or a lower incarnation.
 /// 3. A node never holds more members than its capacity `M` (itself included).
+///
+/// 4. A node delivers each user event at most once in one life (checked at every delivery,
+///    in both recording levels).
 ///
 /// (The simulator also checks that no datagram exceeds the node's `max_datagram`.)
 ///
@@ -241,6 +245,63 @@ impl Pass<'_> {
     }
 }
 
+/// Invariant 4: every node delivers each user event at most once (in one life: a restarted
+/// node starts over). An event is its origin, Lamport time, name and payload.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Deliveries {
+    seed: u64,
+    by_observer: Vec<BTreeSet<EventKey>>,
+}
+
+/// A user event's identity: origin, Lamport time, name, payload.
+type EventKey = (String, u64, String, Vec<u8>);
+
+impl Deliveries {
+    /// No delivery yet, in a run with `seed` (for messages).
+    pub(crate) fn new(seed: u64) -> Self {
+        Deliveries {
+            seed,
+            by_observer: Vec::new(),
+        }
+    }
+
+    /// Forgets what `observer` delivered (it was restarted).
+    pub(crate) fn reset(&mut self, observer: usize) {
+        if let Some(set) = self.by_observer.get_mut(observer) {
+            set.clear();
+        }
+    }
+
+    /// Records that `observer` delivered `delivery`.
+    ///
+    /// # Panics
+    /// If it delivered the same event before, with the seed and virtual time.
+    pub(crate) fn deliver(&mut self, delivery: &super::UserDelivery) {
+        let o = delivery.observer;
+        if self.by_observer.len() <= o {
+            self.by_observer.resize_with(o + 1, BTreeSet::new);
+        }
+        let key = (
+            delivery.origin.clone(),
+            delivery.ltime,
+            delivery.name.clone(),
+            delivery.payload.clone(),
+        );
+        if !self.by_observer[o].insert(key) {
+            panic!(
+                "invariant violated [seed {:#x}, t={}ms]: observer {} delivered user event \
+                 {:?} from {} at ltime {} twice",
+                self.seed,
+                delivery.at.as_millis(),
+                o,
+                delivery.name,
+                delivery.origin,
+                delivery.ltime
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +367,34 @@ mod tests {
             &mut views,
             &[("a", Status::Alive, 0), ("b", Status::Alive, 0)],
         );
+    }
+
+    fn delivery(observer: usize, ltime: u64) -> crate::sim::UserDelivery {
+        crate::sim::UserDelivery {
+            at: Instant::from_millis(3),
+            observer,
+            name: "deploy".into(),
+            payload: b"v2".to_vec(),
+            ltime,
+            origin: "a".into(),
+        }
+    }
+
+    #[test]
+    fn each_node_may_deliver_an_event_once_per_life() {
+        let mut d = Deliveries::new(1);
+        d.deliver(&delivery(0, 1));
+        d.deliver(&delivery(1, 1));
+        d.deliver(&delivery(0, 2));
+        d.reset(0);
+        d.deliver(&delivery(0, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "delivered user event \"deploy\" from a at ltime 1 twice")]
+    fn a_second_delivery_panics() {
+        let mut d = Deliveries::new(1);
+        d.deliver(&delivery(2, 1));
+        d.deliver(&delivery(2, 1));
     }
 }

@@ -68,6 +68,7 @@ pub use rng::{SplitMix64, mix64};
 pub use trace::TraceHash;
 
 use cpu::CpuMeter;
+use invariants::Deliveries;
 use queue::Queue;
 
 /// Most transmits or events one node may produce after a single input before the
@@ -225,6 +226,8 @@ pub struct Cluster<N: SimMember> {
     queue: Queue,
     net: Network,
     views: Views,
+    /// What each node delivered, for the at-most-once invariant.
+    deliveries: Deliveries,
     log: Log,
     reports: Reports,
     /// Members whose events a [`Recording::Lean`] log keeps.
@@ -269,6 +272,7 @@ impl<N: SimMember> Cluster<N> {
             queue: Queue::default(),
             net: Network::new(cfg.link, mix64(cfg.seed ^ 0x6E65_7477_6F72_6B00)),
             views: Views::new(cfg.seed, N::capacity()),
+            deliveries: Deliveries::new(cfg.seed),
             log: Log::default(),
             reports: Reports::default(),
             watched: BTreeSet::new(),
@@ -337,6 +341,7 @@ impl<N: SimMember> Cluster<N> {
         self.by_addr.insert(addr, index);
         self.by_name.insert(name.to_owned(), index);
         self.views.reset(index);
+        self.deliveries.reset(index);
         self.reports.reset(index);
         self.settle(index);
         index

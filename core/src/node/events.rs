@@ -7,9 +7,11 @@ use crate::member::Pending;
 impl<const M: usize, const U: usize> Node<M, U> {
     /// The next event for the application, or `None` when there is none.
     ///
-    /// Member transitions are kept in the member table until reported, so they are never
-    /// lost however long the application waits; several transitions of one member between
-    /// two drains are coalesced (see [`Event`]).
+    /// Member transitions, reaps included, are kept in the member table until reported, so
+    /// they are never lost however long the application waits; several transitions of one
+    /// member between two drains are coalesced (see [`Event`]). A reaped member's slot is
+    /// freed when its [`Event::MemberReaped`] is returned, and a failed or left member's
+    /// slot is only given to a newcomer once its transition has been reported.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         if let Some(e) = self.events.pop_front() {
@@ -25,6 +27,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     fn next_member_event(&mut self) -> Option<Event> {
         let (i, what) = self.table.take_pending()?;
+        if what == Pending::REAPED {
+            let gone = self.free_slot(i)?;
+            return Some(Event::MemberReaped { name: gone.name });
+        }
         let s = self.table.get(i)?;
         let (name, addr) = (s.name.clone(), s.addr);
         Some(match what {

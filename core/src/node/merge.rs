@@ -130,8 +130,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.broadcast(Subject::Member(i as u16));
     }
 
-    /// Tracks a newcomer: a free slot, else the oldest failed or left member's slot, else
-    /// the newcomer is refused (live members already tracked are never dropped).
+    /// Tracks a newcomer: a free slot, else the slot of the oldest failed or left member
+    /// that may make room (see [`Self::evictable`]), else the newcomer is refused (live
+    /// members already tracked are never dropped).
     fn insert(&mut self, now: Instant, name: &str, inc: u32, addr: SocketAddr, tags: Tags) {
         let Ok(name) = crate::name::name(name) else {
             return;
@@ -149,14 +150,15 @@ impl<const M: usize, const U: usize> Node<M, U> {
             pending,
         };
         if self.table.is_full() {
-            // The oldest failed or left member makes room, if there is one.
+            // The oldest failed or left member makes room, if one may.
+            let grace = self.eviction_grace();
             let victim = self
                 .table
                 .timed()
                 .iter()
                 .map(|&t| usize::from(t))
                 .filter_map(|t| Some((t, self.table.get(t)?)))
-                .filter(|(_, s)| !s.status.is_live())
+                .filter(|(_, s)| Self::evictable(s, now, grace))
                 .min_by_key(|(_, s)| s.since)
                 .map(|(t, _)| t);
             let Some(victim) = victim else {
@@ -169,6 +171,21 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if let Some(i) = self.table.insert(slot) {
             self.broadcast(Subject::Member(i as u16));
         }
+    }
+
+    /// Whether a full table may give slot `s` to a newcomer at `now`: the member failed or
+    /// left, the application has heard of it (nothing pending: member events are never
+    /// lost), and it has been so for `grace`, the time a live member gets to refute a claim
+    /// about it (a forged `Left` cannot make room for a forged newcomer).
+    fn evictable(s: &Slot, now: Instant, grace: crate::time::Duration) -> bool {
+        !s.status.is_live() && s.pending == Pending::NONE && s.since + grace <= now
+    }
+
+    /// How long a failed or left member keeps its slot before a newcomer may take it: the
+    /// shortest suspicion timeout, as a suspected member gets to refute.
+    fn eviction_grace(&self) -> crate::time::Duration {
+        let cfg = &self.config;
+        min_timeout(cfg.suspicion_mult, self.live_count(), cfg.probe_interval)
     }
 
     /// Gossips what we know of slot `i` again, for a peer whose claim showed it missed it.

@@ -539,15 +539,26 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         }
     }
 
+    /// Takes in a user event: a new one is buffered and gossiped; every event it evicts
+    /// before the application polled it or before its last retransmission is counted, and
+    /// so is one too old to judge.
     fn accept_user_event(&mut self, event: UserEvent) {
         use crate::user_event::Accepted;
         match self.user.accept(event) {
             Accepted::Duplicate => {}
-            Accepted::New(i) => self.broadcast(Subject::User(i as u8)),
-            Accepted::NewEvicting(i) => {
-                self.stats.user_events_lost += 1;
-                self.queue.remove(Subject::User(i as u8));
-                self.broadcast(Subject::User(i as u8));
+            Accepted::Stale => self.stats.user_events_stale += 1,
+            Accepted::New { slot, evicted } => {
+                let subject = Subject::User(slot as u8);
+                if let Some(evicted) = evicted {
+                    if !evicted.delivered {
+                        self.stats.user_events_lost += 1;
+                    }
+                    if self.queue.contains(subject) {
+                        self.stats.user_events_cut += 1;
+                        self.queue.remove(subject);
+                    }
+                }
+                self.broadcast(subject);
             }
         }
     }
@@ -597,3 +608,5 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 mod tests;
 #[cfg(test)]
 mod tests_encrypt;
+#[cfg(test)]
+mod tests_events;

@@ -7,8 +7,7 @@ use core::net::SocketAddr;
 use super::transmit::{Outgoing, SyncSession};
 use super::{Node, Phase};
 use crate::broadcast::Subject;
-use crate::event::Event;
-use crate::member::Status;
+use crate::member::{Pending, Status};
 use crate::time::{Duration, Instant};
 
 /// Node-wide deadlines; `None` when not armed.
@@ -139,6 +138,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     fn member_deadline(&self, s: &crate::member::Slot) -> Option<Instant> {
+        if s.pending.has(Pending::REAPED) {
+            // Reaped already: the slot waits for the application to hear of it.
+            return None;
+        }
         match s.status {
             Status::Suspect => s.suspicion.as_ref().map(|sus| sus.deadline()),
             Status::Failed | Status::Left => Some(s.since + self.config.reap_timeout),
@@ -196,7 +199,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
     }
 
-    /// Suspicions that ran out become failures; old failures and leaves are reaped.
+    /// Suspicions that ran out become failures; old failures and leaves are reaped: the
+    /// reap is recorded in the slot, which is freed once `poll_event` reports it, so a mass
+    /// reap loses no event.
     fn expire_members(&mut self, now: Instant) {
         // Walk the timed list from its end: entries leave it as they expire.
         let mut k = self.table.timed().len();
@@ -216,9 +221,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 let inc = s.incarnation;
                 crate::fmt::debug!("{} declared failed", s.name.as_str());
                 self.set_failed(now, i, inc);
-            } else if let Some(gone) = self.free_slot(i) {
+            } else {
                 self.stats.members_reaped += 1;
-                self.push_event(Event::MemberReaped { name: gone.name });
+                self.table.record(i, Pending::REAPED);
             }
         }
     }

@@ -10,6 +10,7 @@ use crate::crypto::{NONCE_LEN, Plaintext, Sealer, TAG_LEN};
 use crate::member::Status;
 use crate::name::Name;
 use crate::time::Instant;
+use crate::user_event::UserEvent;
 use crate::wire::{Encoder, Message, SyncKind, Update, WireStatus};
 
 /// A message waiting for `poll_transmit`.
@@ -237,15 +238,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     },
                 })
             }
-            Subject::User(i) => {
-                let e = &self.user.buffer.get(usize::from(i))?.event;
-                Some(Update::User {
-                    origin: &e.origin,
-                    ltime: e.ltime,
-                    name: &e.name,
-                    payload: &e.payload,
-                })
-            }
+            Subject::User(i) => self.user.get(usize::from(i)).map(user_update),
         }
     }
 
@@ -291,10 +284,15 @@ impl<const M: usize, const U: usize> Node<M, U> {
             entries += usize::from(self.table.get(session.cursor).is_some());
             session.cursor += 1;
         }
-        let events = self.user.buffer.len();
+        // Oldest first; events too old for the de-duplication window are not replayed.
+        let events = self.user.len();
         while session.cursor >= end && session.event < events {
-            let fits = match self.update_for(Subject::User(session.event as u8)) {
-                Some(update) => enc.push(&update),
+            let fits = match self.user.replay(session.event) {
+                Some(e) => {
+                    let fits = enc.push(&user_update(e));
+                    entries += usize::from(fits);
+                    fits
+                }
                 None => true,
             };
             if !fits {
@@ -303,7 +301,6 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 }
                 break;
             }
-            entries += 1;
             session.event += 1;
         }
         if let SyncKind::Request { join, .. } = session.kind {
@@ -315,5 +312,15 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.syncs[0] = session;
         }
         (entries > 0).then(|| (session.to, enc.len()))
+    }
+}
+
+/// The update that spreads a user event.
+fn user_update(e: &UserEvent) -> Update<'_> {
+    Update::User {
+        origin: &e.origin,
+        ltime: e.ltime,
+        name: &e.name,
+        payload: &e.payload,
     }
 }

@@ -136,6 +136,8 @@ impl AgentStats {
             ("updates_evicted", s.updates_evicted),
             ("user_events", s.user_events),
             ("user_events_lost", s.user_events_lost),
+            ("user_events_cut", s.user_events_cut),
+            ("user_events_stale", s.user_events_stale),
             ("outbox_full", s.outbox_full),
             ("events_lost", s.events_lost),
             ("syncs_started", s.syncs_started),
