@@ -5,6 +5,7 @@ mod merge;
 mod receive;
 mod timers;
 mod transmit;
+mod verify;
 
 use core::net::SocketAddr;
 
@@ -26,6 +27,7 @@ use crate::wire::MAX_COUNTER;
 
 use self::timers::{Probe, Timers};
 use self::transmit::{Outgoing, SyncSession};
+use self::verify::{CHALLENGES, Challenge, Secret};
 
 /// Outgoing messages waiting for `poll_transmit` (acks, pings, nacks, gossip rounds).
 const OUTBOX: usize = 16;
@@ -169,6 +171,13 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     plaintext: Plaintext,
     /// Fingerprints of recently refused newcomers, so each is reported once.
     refused: heapless::Deque<u32, 16>,
+    /// Per slot, the keyed fingerprint of the member's address once it answered a ping of
+    /// ours (0: not verified); see `verify.rs`.
+    verified: [u32; MEMBERS],
+    /// Push-pull requests from unverified sources, waiting for their challenge's ack.
+    challenges: heapless::Vec<Challenge, CHALLENGES>,
+    /// Keys verification, drawn from the seed.
+    secret: Secret,
 }
 
 impl<const M: usize, const U: usize> core::fmt::Debug for Node<M, U> {
@@ -231,6 +240,9 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             sealer: None,
             plaintext: Plaintext::Refuse,
             refused: heapless::Deque::new(),
+            verified: [0; MEMBERS],
+            challenges: heapless::Vec::new(),
+            secret: Secret::ZERO,
         }
     }
 
@@ -281,6 +293,9 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.sealer = None;
         self.plaintext = Plaintext::Refuse;
         self.refused.clear();
+        self.verified = [0; MEMBERS];
+        self.challenges.clear();
+        self.secret = Secret::new(seed);
         Ok(())
     }
 
@@ -595,5 +610,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_amplify;
 #[cfg(test)]
 mod tests_encrypt;
