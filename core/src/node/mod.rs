@@ -614,3 +614,5 @@ mod tests;
 mod tests_amplify;
 #[cfg(test)]
 mod tests_encrypt;
+#[cfg(test)]
+mod tests_edges;

@@ -51,6 +51,7 @@ pub(super) struct Probe {
 impl Probe {
     const ACKED: u8 = 1;
     const INDIRECT_SENT: u8 = 2;
+    const GRACED: u8 = 4;
 
     pub(super) fn acked(&self) -> bool {
         self.flags & Self::ACKED != 0
@@ -66,6 +67,14 @@ impl Probe {
 
     fn set_indirect_sent(&mut self) {
         self.flags |= Self::INDIRECT_SENT;
+    }
+
+    fn graced(&self) -> bool {
+        self.flags & Self::GRACED != 0
+    }
+
+    fn set_graced(&mut self) {
+        self.flags |= Self::GRACED;
     }
 }
 
@@ -155,6 +164,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.expire_helping(now);
         self.expire_members(now);
         if self.phase == Phase::Running {
+            self.grace_stalled_probe(now);
             if let Some(p) = self.probe
                 && !p.acked()
                 && !p.indirect_sent()
@@ -178,6 +188,37 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.gossip_round();
         }
         self.check_leave_complete();
+    }
+
+    /// A probe whose next deadline passed long before this call (the caller was stalled:
+    /// the ack may be waiting, unread, in its socket) is not judged now: its remaining
+    /// deadlines move so that the overdue one falls `probe_timeout` from now, once per
+    /// probe. "Long" is more than half of `probe_timeout`; a driver that calls on time is
+    /// never that late.
+    fn grace_stalled_probe(&mut self, now: Instant) {
+        let Some(p) = self.probe.as_mut() else {
+            return;
+        };
+        if p.acked() || p.graced() {
+            return;
+        }
+        let overdue = if p.indirect_sent() {
+            self.timers.probe
+        } else {
+            Some(p.ack_deadline)
+        };
+        let Some(overdue) = overdue else {
+            return;
+        };
+        let late = now.saturating_duration_since(overdue);
+        if overdue > now || late <= self.config.probe_timeout.div(2) {
+            return;
+        }
+        let shift = late + self.config.probe_timeout;
+        p.set_graced();
+        p.ack_deadline = p.ack_deadline + shift;
+        self.timers.probe = self.timers.probe.map(|t| t + shift);
+        self.stats.probes_graced += 1;
     }
 
     /// Helpers whose target stayed silent send the origin a nack.

@@ -1,0 +1,193 @@
+//! Timing and small edges: late timers, datagram size per address family, nonce state
+//! across keyring changes, seeds.
+
+use std::net::SocketAddr;
+use std::vec::Vec;
+
+use super::tests::addr;
+use super::*;
+use crate::wire::{Encoder, Message, Update, WireAddr};
+
+fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
+    let mut buf = [0u8; 1500];
+    let mut enc = Encoder::new(&mut buf, 0, &message).unwrap();
+    for u in updates {
+        assert!(enc.push(u));
+    }
+    let len = enc.len();
+    buf[..len].to_vec()
+}
+
+fn alive_at(name: &str, at: SocketAddr) -> Vec<u8> {
+    frame(
+        Message::Gossip,
+        &[Update::Alive {
+            name,
+            incarnation: 1,
+            addr: WireAddr::from(at),
+            tags: &[],
+        }],
+    )
+}
+
+/// Every datagram `a` has to send at `now`: (to, bytes).
+fn drain<const M: usize, const U: usize>(
+    a: &mut Node<M, U>,
+    now: Instant,
+) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut buf = [0u8; 1500];
+    let mut out = Vec::new();
+    while let Some(t) = a.poll_transmit(now, &mut buf) {
+        out.push((t.to, buf[..t.len].to_vec()));
+    }
+    out
+}
+
+/// `a` knows `b`; runs `a` until it pings `b`. Returns the time and the ping's sequence.
+fn first_probe(a: &mut Node<8, 16>) -> (Instant, u32) {
+    let mut now = Instant::from_secs(1);
+    for _ in 0..100 {
+        a.handle_timeout(now);
+        for (to, bytes) in drain(a, now) {
+            if to == addr(2)
+                && let Message::Ping { seq, .. } = crate::wire::decode(&bytes, 0).unwrap().message
+            {
+                return (now, seq);
+            }
+        }
+        now = a.poll_timeout().unwrap().max(now);
+    }
+    panic!("no probe");
+}
+
+#[test]
+fn a_probe_whose_deadline_passed_during_a_stall_is_not_judged_failed() {
+    let mut a: Node<8, 16> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 3).unwrap();
+    a.handle_datagram(Instant::from_secs(1), addr(2), &alive_at("b", addr(2)))
+        .unwrap();
+    let (sent_at, seq) = first_probe(&mut a);
+    // The caller stalls for 10 s: the ack waits in its socket, then the timer runs first.
+    let late = sent_at + Duration::from_secs(10);
+    a.handle_timeout(late);
+    assert_eq!(a.member("b").unwrap().status(), Status::Alive);
+    assert_eq!(a.stats().probes_failed, 0);
+    assert_eq!(a.stats().probes_graced, 1);
+    let next = a.poll_timeout().unwrap();
+    assert!(next > late, "the probe waits past the stall");
+    // Then the ack is read: the probe succeeded.
+    a.handle_datagram(late, addr(2), &frame(Message::Ack { seq }, &[]))
+        .unwrap();
+    a.handle_timeout(next);
+    let end = late + Duration::from_secs(2);
+    let mut now = next;
+    while now < end {
+        a.handle_timeout(now);
+        let _ = drain(&mut a, now);
+        now = a
+            .poll_timeout()
+            .unwrap()
+            .max(now + Duration::from_millis(1));
+    }
+    assert_eq!(a.member("b").unwrap().status(), Status::Alive);
+    assert_eq!(a.stats().probes_failed, 0);
+    assert_eq!(a.stats().health_score, 0);
+}
+
+#[test]
+fn a_silent_member_is_still_suspected_after_the_grace() {
+    let mut a: Node<8, 16> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 3).unwrap();
+    a.handle_datagram(Instant::from_secs(1), addr(2), &alive_at("b", addr(2)))
+        .unwrap();
+    let (sent_at, _) = first_probe(&mut a);
+    let mut now = sent_at + Duration::from_secs(10);
+    for _ in 0..1000 {
+        a.handle_timeout(now);
+        let _ = drain(&mut a, now);
+        if a.member("b").unwrap().status() != Status::Alive {
+            break;
+        }
+        now = a.poll_timeout().unwrap().max(now);
+    }
+    assert_eq!(a.member("b").unwrap().status(), Status::Suspect);
+    assert_eq!(a.stats().probes_graced, 1);
+}
+
+#[test]
+fn a_timer_a_little_late_gets_no_grace() {
+    let mut a: Node<8, 16> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 3).unwrap();
+    a.handle_datagram(Instant::from_secs(1), addr(2), &alive_at("b", addr(2)))
+        .unwrap();
+    let (mut now, _) = first_probe(&mut a);
+    // Every timer runs 250 ms late: half the probe timeout, the most that is not a stall.
+    for _ in 0..1000 {
+        now = a.poll_timeout().unwrap().max(now) + Duration::from_millis(250);
+        a.handle_timeout(now);
+        let _ = drain(&mut a, now);
+        if a.member("b").unwrap().status() != Status::Alive {
+            break;
+        }
+    }
+    assert_eq!(a.member("b").unwrap().status(), Status::Suspect);
+    assert_eq!(a.stats().probes_graced, 0);
+}
+
+#[test]
+fn datagrams_to_ipv6_addresses_fit_an_ipv6_frame() {
+    let v6 = |i: u16| SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, i], 7946));
+    let mut config = Config::lan();
+    config.max_datagram = crate::MAX_DATAGRAM_V4;
+    let mut a: Node<64, 64> = Node::new(Identity::new("a", v6(1)).unwrap(), config, 5).unwrap();
+    let now = Instant::from_secs(1);
+    let names: Vec<std::string::String> = (2..60u16)
+        .map(|i| std::format!("a-rather-long-member-name-{i:05}"))
+        .collect();
+    for (name, i) in names.iter().zip(2u16..) {
+        a.handle_datagram(now, v6(2), &alive_at(name, v6(i)))
+            .unwrap();
+    }
+    // Gossip and push-pull to IPv6 peers, with far more news queued than one datagram holds.
+    a.send(Outgoing::Gossip { to: v6(3) });
+    a.start_sync(v6(3), SyncSession::request(v6(3), false));
+    let sent = drain(&mut a, now);
+    let largest = sent.iter().map(|(_, b)| b.len()).max().unwrap();
+    assert!(largest <= crate::MAX_DATAGRAM_V6, "{largest}");
+    assert!(
+        largest > crate::MAX_DATAGRAM_V6 - 64,
+        "the cap was reached: {largest}"
+    );
+}
+
+#[test]
+fn a_helper_with_a_huge_probe_timeout_does_not_nack_at_once() {
+    let mut config = Config::lan();
+    config.probe_timeout = Duration::from_millis((1 << 62) + 10);
+    config.probe_interval = Duration::from_millis(u64::MAX);
+    let mut a: Node<8, 16> = Node::new(Identity::new("a", addr(1)).unwrap(), config, 3).unwrap();
+    let now = Instant::from_secs(1);
+    let request = frame(
+        Message::PingReq {
+            seq: 1,
+            target: "c",
+            addr: WireAddr::from(addr(3)),
+        },
+        &[],
+    );
+    a.handle_datagram(now, addr(2), &request).unwrap();
+    let _ = drain(&mut a, now);
+    let later = now + Duration::from_secs(1);
+    a.handle_timeout(later);
+    let nacks = drain(&mut a, later)
+        .into_iter()
+        .filter(|(to, b)| {
+            *to == addr(2)
+                && matches!(
+                    crate::wire::decode(b, 0).unwrap().message,
+                    Message::Nack { .. }
+                )
+        })
+        .count();
+    assert_eq!(nacks, 0);
+}
