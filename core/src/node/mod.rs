@@ -613,6 +613,6 @@ mod tests;
 #[cfg(test)]
 mod tests_amplify;
 #[cfg(test)]
-mod tests_encrypt;
-#[cfg(test)]
 mod tests_edges;
+#[cfg(test)]
+mod tests_encrypt;
