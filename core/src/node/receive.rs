@@ -55,6 +55,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.start(now);
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
+        self.stats.updates_unknown += u64::from(frame.unknown);
         // While joining, the cluster's event clock is not known yet: user events in a Sync
         // chunk may be history (Serf does not replay it either), so they wait for gossip.
         let history = matches!(frame.message, Message::Sync { .. }) && !self.join.seeds.is_empty();

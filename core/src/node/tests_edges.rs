@@ -191,3 +191,60 @@ fn a_helper_with_a_huge_probe_timeout_does_not_nack_at_once() {
         .count();
     assert_eq!(nacks, 0);
 }
+
+/// A gossip datagram carrying `b` alive, then `unknown` (raw bytes, as a newer version would
+/// write an update kind this one does not know), then `c` alive.
+fn with_unknown_update(unknown: &[u8]) -> Vec<u8> {
+    let b = alive_at("b", addr(2));
+    let c = alive_at("c", addr(3));
+    // Both frames are a header and `Gossip` (7 bytes), then one update.
+    let mut v = b.clone();
+    v.extend_from_slice(unknown);
+    v.extend_from_slice(&c[7..]);
+    v
+}
+
+#[test]
+fn an_update_of_an_unknown_kind_is_skipped_and_counted() {
+    // Kind 6 (the first this version does not know), 3 bytes; kind 300 (a two-byte
+    // varint), 0 bytes; kind u32::MAX, 1 byte.
+    let unknowns: [&[u8]; 3] = [
+        &[6, 3, 0xaa, 0xbb, 0xcc],
+        &[0xac, 0x02, 0],
+        &[0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0x42],
+    ];
+    for unknown in unknowns {
+        let mut a: Node<8, 16> =
+            Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 3).unwrap();
+        let datagram = with_unknown_update(unknown);
+        a.handle_datagram(Instant::from_secs(1), addr(2), &datagram)
+            .unwrap();
+        assert_eq!(a.member("b").unwrap().status(), Status::Alive);
+        assert_eq!(a.member("c").unwrap().status(), Status::Alive);
+        assert_eq!(a.stats().updates_unknown, 1, "{unknown:?}");
+    }
+    // Today's kinds keep their bytes: an Alive starts with its discriminant, 0.
+    assert_eq!(alive_at("b", addr(2))[7], 0);
+}
+
+#[test]
+fn an_unknown_update_whose_length_overruns_the_datagram_drops_it_whole() {
+    for unknown in [
+        &[6, 4, 0xaa, 0xbb, 0xcc][..],
+        &[6][..],
+        &[6, 0x80][..],
+        &[0xff, 0xff, 0xff, 0xff, 0x7f, 0][..],
+    ] {
+        let mut a: Node<8, 16> =
+            Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 3).unwrap();
+        // The unknown update last, so its length runs past the end.
+        let mut datagram = alive_at("b", addr(2));
+        datagram.extend_from_slice(unknown);
+        assert_eq!(
+            a.handle_datagram(Instant::from_secs(1), addr(2), &datagram),
+            Err(crate::wire::DropReason::Malformed),
+            "{unknown:?}"
+        );
+        assert!(a.member("b").is_none(), "nothing applied");
+    }
+}
