@@ -247,7 +247,9 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
     }
 
     /// Gives the node its identity, config and seed, in place, forgetting any previous
-    /// state (a fresh start, as after a reboot). On error nothing changes.
+    /// protocol state (a fresh start, as after a reboot). The keyring, its nonce counter and
+    /// the plaintext policy are kept: a node that had encryption on keeps it. On error
+    /// nothing changes.
     pub fn configure(
         &mut self,
         identity: Identity,
@@ -290,8 +292,6 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.config = config;
         self.phase = Phase::Running;
         self.foreign_claims = 0;
-        self.sealer = None;
-        self.plaintext = Plaintext::Refuse;
         self.refused.clear();
         self.verified = [0; MEMBERS];
         self.challenges.clear();
@@ -433,9 +433,14 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
     ///
     /// `entropy` must be fresh random bytes on every boot (from a hardware RNG, the OS, or a
     /// persisted boot counter hashed with the node name): it salts the nonces, which never
-    /// repeat under one key as long as it never repeats.
+    /// repeat under one key as long as it never repeats. Within one boot the nonce counter
+    /// goes on across calls, so setting a keyring again never repeats a nonce, even with
+    /// the same entropy.
     pub fn set_keyring(&mut self, keyring: Keyring, entropy: [u8; 16]) {
-        self.sealer = Some(Sealer::new(keyring, entropy));
+        self.sealer = Some(match &self.sealer {
+            Some(old) => old.rekeyed(keyring, entropy),
+            None => Sealer::new(keyring, entropy),
+        });
     }
 
     /// Sets what this node does about plaintext while it has a keyring: the steps of turning

@@ -248,3 +248,58 @@ fn an_unknown_update_whose_length_overruns_the_datagram_drops_it_whole() {
         assert!(a.member("b").is_none(), "nothing applied");
     }
 }
+
+/// The nonce of every sealed datagram `a` sends to `b` after a ping from it.
+fn nonces(a: &mut Node<8, 16>, count: usize) -> Vec<Vec<u8>> {
+    let ping = frame(
+        Message::Ping {
+            seq: 1,
+            target: "a",
+            suspected: None,
+        },
+        &[],
+    );
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1500];
+    for _ in 0..count {
+        a.set_plaintext(crate::Plaintext::Accept);
+        a.handle_datagram(Instant::from_secs(1), addr(2), &ping)
+            .unwrap();
+        while let Some(_t) = a.poll_transmit(Instant::from_secs(1), &mut buf) {
+            assert_eq!(buf[1], crate::crypto::ENVELOPE_XCHACHA20POLY1305);
+            out.push(buf[6..6 + crate::crypto::NONCE_LEN].to_vec());
+        }
+    }
+    out
+}
+
+#[test]
+fn setting_the_keyring_again_with_the_same_entropy_repeats_no_nonce() {
+    let key = crate::Key::from_bytes([7; 32]);
+    let mut a: Node<8, 16> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 3).unwrap();
+    a.set_keyring(crate::Keyring::new(key.clone()), [1; 16]);
+    let mut seen = nonces(&mut a, 3);
+    a.set_keyring(crate::Keyring::new(key), [1; 16]);
+    seen.extend(nonces(&mut a, 3));
+    assert_eq!(seen.len(), 6);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a nonce was reused");
+}
+
+#[test]
+fn configure_keeps_the_keyring() {
+    let key = crate::Key::from_bytes([7; 32]);
+    let mut a: Node<8, 16> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 3).unwrap();
+    a.set_keyring(crate::Keyring::new(key), [1; 16]);
+    a.set_plaintext(crate::Plaintext::Accept);
+    let before = nonces(&mut a, 2);
+    a.configure(Identity::new("a", addr(1)).unwrap(), Config::lan(), 4)
+        .unwrap();
+    assert!(a.keyring().is_some(), "encryption silently turned off");
+    let after = nonces(&mut a, 2);
+    assert!(after.iter().all(|n| !before.contains(n)));
+}
