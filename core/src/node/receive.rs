@@ -52,6 +52,16 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if from == self.local_slot().addr {
             return Err(DropReason::Ignored);
         }
+        if self.is_own_sync(&frame) {
+            // Our own request came back: a seed was one of our own addresses (a wildcard
+            // bind reached through loopback, say). Forget it rather than join ourselves.
+            self.join.seeds.retain(|s| *s != from);
+            self.join.remembered.retain(|s| *s != from);
+            if self.join.seeds.is_empty() {
+                self.timers.join = None;
+            }
+            return Err(DropReason::Ignored);
+        }
         self.start(now);
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
@@ -78,6 +88,24 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
         self.on_message(now, from, frame.message, requester);
         Ok(())
+    }
+
+    /// A push-pull request whose first state is this node's own, as it is now: the
+    /// datagram is ours, sent to an address that reaches us.
+    fn is_own_sync(&self, frame: &wire::Frame<'_>) -> bool {
+        let local = self.local_slot();
+        matches!(
+            (frame.message, frame.updates().next()),
+            (
+                Message::Sync {
+                    kind: SyncKind::Request { first: true, .. },
+                    ..
+                },
+                Some(Update::State { name, incarnation, addr, .. }),
+            ) if name == local.name.as_str()
+                && incarnation == local.incarnation
+                && core::net::SocketAddr::from(addr) == local.addr
+        )
     }
 
     fn on_message(

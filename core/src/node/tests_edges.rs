@@ -303,3 +303,61 @@ fn configure_keeps_the_keyring() {
     let after = nonces(&mut a, 2);
     assert!(after.iter().all(|n| !before.contains(n)));
 }
+
+#[test]
+fn a_remembered_seed_outside_the_cluster_gets_only_our_own_state() {
+    let stranger = SocketAddr::from(([192, 0, 2, 66], 4444));
+    let mut a: Node<32, 64> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::local(), 3).unwrap();
+    let mut now = Instant::from_secs(1);
+    a.join(now, stranger).unwrap();
+    for i in 2..12u8 {
+        let name = std::format!("m{i}");
+        a.handle_datagram(now, addr(i), &alive_at(&name, addr(i)))
+            .unwrap();
+    }
+    // The seed never answers; the node was joined through a member instead.
+    a.join.seeds.clear();
+    a.timers.join = None;
+    let end = now + Duration::from_secs(120);
+    let mut states = Vec::new();
+    for _ in 0..100_000 {
+        a.handle_timeout(now);
+        for (to, bytes) in drain(&mut a, now) {
+            if to == stranger {
+                let f = crate::wire::decode(&bytes, 0).unwrap();
+                states.push(f.updates().count());
+            }
+        }
+        now = a.poll_timeout().unwrap().max(now);
+        if now > end {
+            break;
+        }
+    }
+    assert!(!states.is_empty(), "the seed is still tried");
+    assert!(states.iter().all(|&n| n == 1), "{states:?}");
+}
+
+#[test]
+fn a_node_seeded_with_its_own_address_does_not_join_itself() {
+    // addr(9) reaches the node itself (say, a wildcard bind seen through loopback).
+    let mut a: Node<8, 16> =
+        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 3).unwrap();
+    let now = Instant::from_secs(1);
+    a.join(now, addr(9)).unwrap();
+    a.handle_timeout(now);
+    let sent = drain(&mut a, now);
+    let (_, request) = sent.iter().find(|(to, _)| *to == addr(9)).unwrap();
+    assert_eq!(
+        a.handle_datagram(now, addr(9), request),
+        Err(crate::wire::DropReason::Ignored)
+    );
+    while let Some(e) = a.poll_event() {
+        assert!(!matches!(e, Event::Joined { .. }), "joined itself");
+    }
+    assert_eq!(a.members().count(), 1);
+    // The seed is forgotten: no more attempts.
+    let later = now + Duration::from_secs(120);
+    a.handle_timeout(later);
+    assert!(drain(&mut a, later).iter().all(|(to, _)| *to != addr(9)));
+}

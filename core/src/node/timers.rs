@@ -477,8 +477,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     /// Anti-entropy with one random live member; a reconnect attempt with one failed
     /// member so that a healed partition merges back (Serf's reconnect, over UDP); and, when
-    /// a remembered seed is not a live member, an exchange with it, so that two sides that
-    /// reaped each other during a long partition still find each other.
+    /// a remembered seed is not a live member, a request carrying only our own state, so that
+    /// two sides that reaped each other during a long partition still find each other
+    /// without sending the table to an address that may no longer be in any cluster.
     fn push_pull(&mut self, now: Instant) {
         self.timers.push_pull = Some(now + self.push_pull_interval());
         let live: heapless::Vec<usize, 1> = self.random_members(1, None, Status::is_live);
@@ -497,7 +498,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     .is_some_and(|s| s.addr == seed && s.status.is_live())
             });
             if !is_live_member {
-                self.start_sync(seed, SyncSession::request(seed, false));
+                self.start_sync(seed, SyncSession::own_state(seed));
             }
         }
     }

@@ -124,6 +124,8 @@ pub(super) struct SyncSession {
     /// Next buffered user event to send, once every slot is sent: anti-entropy for events
     /// a member missed while its gossip was lost (Serf's push-pull carries them too).
     event: usize,
+    /// Only the local node's own state: a request to an address that is not a live member.
+    own_only: bool,
 }
 
 impl SyncSession {
@@ -133,6 +135,17 @@ impl SyncSession {
             kind: SyncKind::Request { first: true, join },
             cursor: 0,
             event: 0,
+            own_only: false,
+        }
+    }
+
+    /// A request carrying only the local node's state: to a remembered seed that is not a
+    /// live member, which answers with its table if it is in a cluster, so the table goes
+    /// only where it was asked for.
+    pub(super) fn own_state(to: SocketAddr) -> Self {
+        SyncSession {
+            own_only: true,
+            ..Self::request(to, false)
         }
     }
 
@@ -142,6 +155,7 @@ impl SyncSession {
             kind: SyncKind::Response,
             cursor: 0,
             event: 0,
+            own_only: false,
         }
     }
 }
@@ -352,7 +366,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return None;
         };
         let mut entries = 0;
-        let end = self.table.used();
+        let end = if session.own_only {
+            1
+        } else {
+            self.table.used()
+        };
         while session.cursor < end {
             let fits = match self.table.get(session.cursor) {
                 Some(s) => enc.push(&Update::State {
@@ -380,7 +398,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
             entries += usize::from(self.table.get(session.cursor).is_some());
             session.cursor += 1;
         }
-        let events = self.user.buffer.len();
+        let events = if session.own_only {
+            0
+        } else {
+            self.user.buffer.len()
+        };
         while session.cursor >= end && session.event < events {
             let fits = match self.update_for(Subject::User(session.event as u8)) {
                 Some(update) => enc.push(&update),
