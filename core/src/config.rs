@@ -1,7 +1,16 @@
 //! Protocol timing and sizing, with presets modelled on HashiCorp memberlist's profiles.
 
+use core::net::SocketAddr;
+
 use crate::time::Duration;
-use crate::wire::{MAX_DATAGRAM, MIN_DATAGRAM};
+use crate::wire::MIN_DATAGRAM;
+
+/// Largest `Config::max_datagram`: the UDP payload of a 1500-byte Ethernet frame over IPv4
+/// (1500 − 20 bytes of IPv4 header − 8 of UDP header), so no datagram is fragmented.
+pub const MAX_DATAGRAM_V4: usize = 1472;
+/// Largest datagram sent to an IPv6 address (1500 − 40 bytes of IPv6 header − 8 of UDP
+/// header): `poll_transmit` caps `Config::max_datagram` at this for IPv6 destinations.
+pub const MAX_DATAGRAM_V6: usize = 1452;
 
 /// Every knob of the protocol. Start from a preset ([`Config::lan`], [`Config::wan`],
 /// [`Config::local`], [`Config::small_mtu`]) and adjust fields; [`Node::new`](crate::Node::new)
@@ -15,7 +24,8 @@ pub struct Config {
     /// Time between two probes of the failure detector (scaled up by local health).
     pub probe_interval: Duration,
     /// How long a direct ping waits for its ack before indirect probes start (scaled up by
-    /// local health). Must be shorter than `probe_interval`.
+    /// local health). At most half of `probe_interval`: a helper nacks 4/5 of it after
+    /// being asked, and its nack must arrive before the probe period ends.
     pub probe_timeout: Duration,
     /// How many helpers are asked to probe a silent member indirectly (the SWIM `k`).
     pub indirect_checks: u8,
@@ -44,7 +54,8 @@ pub struct Config {
     pub join_retry_initial: Duration,
     /// Longest delay between join attempts.
     pub join_retry_max: Duration,
-    /// Largest datagram this node sends, in bytes (IP and UDP headers excluded).
+    /// Largest datagram this node sends, in bytes (IP and UDP headers excluded): at most
+    /// [`MAX_DATAGRAM_V4`], and capped at [`MAX_DATAGRAM_V6`] for IPv6 destinations.
     pub max_datagram: usize,
 }
 
@@ -66,13 +77,17 @@ pub enum ConfigError {
     ZeroAwarenessMax,
     /// `retransmit_mult` is zero, so updates would never be sent.
     ZeroRetransmitMult,
-    /// `max_datagram` is outside `MIN_DATAGRAM..=MAX_DATAGRAM`.
+    /// `max_datagram` is outside `MIN_DATAGRAM..=MAX_DATAGRAM_V4`.
     DatagramSizeOutOfRange,
     /// A join retry delay is zero or the initial one exceeds the maximum.
     BadJoinRetry,
     /// The member table cannot hold even the local node and one peer (`MEMBERS < 2`), or
     /// the update queue has no room (`UPDATES < 1`), or `MEMBERS` exceeds 65,535.
     BadCapacity,
+    /// `probe_timeout` is more than half of `probe_interval`: a helper's nack (sent 4/5 of
+    /// `probe_timeout` after the indirect probe request) could not arrive before the probe
+    /// period ends, so every failed probe would count against this node's own health.
+    NackAfterProbeInterval,
 }
 
 impl core::fmt::Display for ConfigError {
@@ -89,11 +104,14 @@ impl core::fmt::Display for ConfigError {
             }
             ConfigError::ZeroAwarenessMax => "awareness_max must be at least 1",
             ConfigError::ZeroRetransmitMult => "retransmit_mult must be at least 1",
-            ConfigError::DatagramSizeOutOfRange => "max_datagram must be within 256..=1500 bytes",
+            ConfigError::DatagramSizeOutOfRange => "max_datagram must be within 256..=1472 bytes",
             ConfigError::BadJoinRetry => {
                 "join retry delays must be above zero, initial not above max"
             }
             ConfigError::BadCapacity => "MEMBERS must be within 2..=65535 and UPDATES at least 1",
+            ConfigError::NackAfterProbeInterval => {
+                "probe_timeout must be at most half of probe_interval, so nacks arrive in time"
+            }
         };
         f.write_str(s)
     }
@@ -144,12 +162,14 @@ impl Config {
         }
     }
 
-    /// Memberlist's WAN profile: probe every 5 s with a 3 s timeout, suspicion multiplier 6,
-    /// gossip every 500 ms to 4 peers, push-pull every 60 s.
+    /// Memberlist's WAN profile: probe every 5 s, suspicion multiplier 6, gossip every
+    /// 500 ms to 4 peers, push-pull every 60 s; with a 2.5 s probe timeout rather than
+    /// memberlist's 3 s, so that helpers' nacks (2 s after they are asked) arrive within
+    /// the period, with 500 ms for their trip.
     pub const fn wan() -> Self {
         Config {
             probe_interval: Duration::from_secs(5),
-            probe_timeout: Duration::from_secs(3),
+            probe_timeout: Duration::from_millis(2500),
             suspicion_mult: 6,
             gossip_interval: Duration::from_millis(500),
             gossip_nodes: 4,
@@ -194,6 +214,21 @@ impl Config {
         self
     }
 
+    /// How long a helper of an indirect probe waits for the target before it nacks: 4/5 of
+    /// `probe_timeout`, a little before the asking node gives up (as Lifeguard proposes).
+    pub(crate) fn nack_timeout(&self) -> Duration {
+        self.probe_timeout.div(5).saturating_mul(4)
+    }
+
+    /// The largest datagram to send to `to`: `max_datagram`, within the IPv6 limit for an
+    /// IPv6 destination.
+    pub(crate) fn max_datagram_to(&self, to: SocketAddr) -> usize {
+        match to {
+            SocketAddr::V4(_) => self.max_datagram,
+            SocketAddr::V6(_) => self.max_datagram.min(MAX_DATAGRAM_V6),
+        }
+    }
+
     /// Checks every field; [`Node::new`](crate::Node::new) calls this.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.probe_interval == Duration::ZERO {
@@ -217,7 +252,10 @@ impl Config {
         if self.retransmit_mult == 0 {
             return Err(ConfigError::ZeroRetransmitMult);
         }
-        if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&self.max_datagram) {
+        if self.probe_timeout.saturating_mul(2) > self.probe_interval {
+            return Err(ConfigError::NackAfterProbeInterval);
+        }
+        if !(MIN_DATAGRAM..=MAX_DATAGRAM_V4).contains(&self.max_datagram) {
             return Err(ConfigError::DatagramSizeOutOfRange);
         }
         if self.join_retry_initial == Duration::ZERO
@@ -259,5 +297,64 @@ mod tests {
         let mut c = Config::lan();
         c.retransmit_mult = 0;
         assert_eq!(c.validate(), Err(ConfigError::ZeroRetransmitMult));
+    }
+
+    #[test]
+    fn nacks_must_fit_in_the_probe_period() {
+        // Memberlist's WAN timing: nacks come 3 s + 2.4 s after the probe starts, past 5 s.
+        let mut c = Config::wan();
+        c.probe_timeout = Duration::from_secs(3);
+        assert_eq!(c.validate(), Err(ConfigError::NackAfterProbeInterval));
+        let wan = Config::wan();
+        assert!(wan.probe_timeout + wan.nack_timeout() < wan.probe_interval);
+        // The boundary: exactly half is accepted, a millisecond more is not.
+        c.probe_timeout = Duration::from_millis(2500);
+        assert_eq!(c.validate(), Ok(()));
+        c.probe_timeout = Duration::from_millis(2501);
+        assert_eq!(c.validate(), Err(ConfigError::NackAfterProbeInterval));
+        for p in [Config::lan(), Config::local(), Config::small_mtu(), wan] {
+            assert!(
+                p.probe_timeout + p.nack_timeout() < p.probe_interval,
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_nack_timeout_of_a_huge_probe_timeout_does_not_wrap() {
+        let mut c = Config::lan();
+        c.probe_timeout = Duration::from_millis((1 << 62) + 10);
+        c.probe_interval = Duration::from_millis(u64::MAX);
+        assert_eq!(c.validate(), Ok(()));
+        assert!(c.nack_timeout() > Duration::from_millis(1 << 61));
+    }
+
+    #[test]
+    fn max_datagram_fits_an_ethernet_frame() {
+        let mut c = Config::lan();
+        for (size, ok) in [
+            (MIN_DATAGRAM - 1, false),
+            (MIN_DATAGRAM, true),
+            (MAX_DATAGRAM_V6, true),
+            (MAX_DATAGRAM_V4 - 1, true),
+            (MAX_DATAGRAM_V4, true),
+            (MAX_DATAGRAM_V4 + 1, false),
+            (1500, false),
+        ] {
+            c.max_datagram = size;
+            let want = if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::DatagramSizeOutOfRange)
+            };
+            assert_eq!(c.validate(), want, "{size}");
+        }
+        c.max_datagram = MAX_DATAGRAM_V4;
+        let v4 = SocketAddr::from(([10, 0, 0, 1], 1));
+        let v6 = SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, 1], 1));
+        assert_eq!(c.max_datagram_to(v4), MAX_DATAGRAM_V4);
+        assert_eq!(c.max_datagram_to(v6), MAX_DATAGRAM_V6);
+        c.max_datagram = 1400;
+        assert_eq!(c.max_datagram_to(v6), 1400);
     }
 }

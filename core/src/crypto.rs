@@ -221,6 +221,17 @@ impl Sealer {
         }
     }
 
+    /// This sealer with another keyring and salt, its nonce counter going on from where it
+    /// is: a keyring set again within one boot, even with the same entropy, never repeats
+    /// a nonce.
+    pub(crate) fn rekeyed(&self, keyring: Keyring, entropy: [u8; 16]) -> Self {
+        Sealer {
+            keyring,
+            salt: entropy,
+            counter: self.counter,
+        }
+    }
+
     fn next_nonce(&mut self) -> [u8; NONCE_LEN] {
         let mut n = [0u8; NONCE_LEN];
         n[..16].copy_from_slice(&self.salt);

@@ -93,7 +93,7 @@ mod time;
 mod user_event;
 mod wire;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 pub use crypto::{
     ENCRYPTION_OVERHEAD, ENVELOPE_XCHACHA20POLY1305, KEY_LEN, Key, Keyring, KeyringError, MAX_KEYS,
     NONCE_LEN, Plaintext, TAG_LEN, UnknownPlaintext,

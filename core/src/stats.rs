@@ -76,6 +76,17 @@ pub struct Stats {
     pub syncs_started: u64,
     /// Push-pull chunks received.
     pub sync_chunks_received: u64,
+    /// Push-pull requests from a source not verified yet, answered with a challenge ping
+    /// first (anti-amplification).
+    pub syncs_challenged: u64,
+    /// Push-pull requests from a source not verified yet that named no requester, left
+    /// unanswered.
+    pub syncs_unverified: u64,
+    /// Updates of a kind this version does not know, skipped (sent by a newer version).
+    pub updates_unknown: u64,
+    /// Probes whose deadline passed while the caller was stalled, given more time rather
+    /// than judged failed.
+    pub probes_graced: u64,
     /// Name conflicts detected.
     pub name_conflicts: u64,
     /// Current local health score (0 is healthy).
@@ -117,6 +128,10 @@ impl Stats {
         events_lost: 0,
         syncs_started: 0,
         sync_chunks_received: 0,
+        syncs_challenged: 0,
+        syncs_unverified: 0,
+        updates_unknown: 0,
+        probes_graced: 0,
         name_conflicts: 0,
         health_score: 0,
     };

@@ -245,11 +245,52 @@ impl Update<'_> {
     }
 }
 
+/// How many [`Update`] kinds this version knows: discriminants `0..KNOWN_UPDATE_KINDS`.
+/// A newer version encodes any further kind as its discriminant, a varint length and that
+/// many bytes, so that this version can skip it (see `docs/PROTOCOL.md`).
+pub(crate) const KNOWN_UPDATE_KINDS: u32 = 6;
+
+/// A LEB128 varint of at most 32 bits (postcard's encoding of `u32` and of enum
+/// discriminants), and the bytes after it.
+fn take_varint(data: &[u8]) -> Option<(u32, &[u8])> {
+    let mut value: u32 = 0;
+    for (i, &b) in data.iter().enumerate().take(5) {
+        let bits = u32::from(b & 0x7f);
+        if i == 4 && bits > 0x0f {
+            return None;
+        }
+        value |= bits << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, data.get(i + 1..)?));
+        }
+    }
+    None
+}
+
+/// The next update of `data`, or `None` for a kind this version does not know (skipped
+/// whole), and the bytes after it.
+fn take_update(data: &[u8]) -> Result<(Option<Update<'_>>, &[u8]), DropReason> {
+    let (kind, rest) = take_varint(data).ok_or(DropReason::Malformed)?;
+    if kind < KNOWN_UPDATE_KINDS {
+        let (u, rest) =
+            postcard::take_from_bytes::<Update<'_>>(data).map_err(|_| DropReason::Malformed)?;
+        return Ok((Some(u), rest));
+    }
+    let (len, rest) = take_varint(rest).ok_or(DropReason::Malformed)?;
+    let rest = usize::try_from(len)
+        .ok()
+        .and_then(|len| rest.get(len..))
+        .ok_or(DropReason::Malformed)?;
+    Ok((None, rest))
+}
+
 /// A decoded, fully validated datagram: its message, and its updates to iterate again.
 #[derive(Debug)]
 pub(crate) struct Frame<'a> {
     pub(crate) message: Message<'a>,
     updates: &'a [u8],
+    /// Updates of kinds this version does not know, skipped.
+    pub(crate) unknown: u16,
 }
 
 impl<'a> Frame<'a> {
@@ -268,19 +309,18 @@ pub(crate) struct Updates<'a> {
 impl<'a> Iterator for Updates<'a> {
     type Item = Update<'a>;
     fn next(&mut self) -> Option<Update<'a>> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        match postcard::take_from_bytes::<Update<'a>>(self.rest) {
-            Ok((u, rest)) => {
-                self.rest = rest;
-                Some(u)
-            }
-            Err(_) => {
-                self.rest = &[];
-                None
+        while !self.rest.is_empty() {
+            match take_update(self.rest) {
+                Ok((u, rest)) => {
+                    self.rest = rest;
+                    if u.is_some() {
+                        return u;
+                    }
+                }
+                Err(_) => self.rest = &[],
             }
         }
+        None
     }
 }
 
@@ -320,9 +360,14 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Frame<'_>, DropReason> {
         return Err(DropReason::Malformed);
     }
     let mut rest = updates;
+    let mut unknown: u16 = 0;
     while !rest.is_empty() {
-        let (u, r) =
-            postcard::take_from_bytes::<Update<'_>>(rest).map_err(|_| DropReason::Malformed)?;
+        let (u, r) = take_update(rest)?;
+        rest = r;
+        let Some(u) = u else {
+            unknown = unknown.saturating_add(1);
+            continue;
+        };
         if !u.is_valid() {
             return Err(DropReason::Malformed);
         }
@@ -336,9 +381,12 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Frame<'_>, DropReason> {
         if !allowed {
             return Err(DropReason::Malformed);
         }
-        rest = r;
     }
-    Ok(Frame { message, updates })
+    Ok(Frame {
+        message,
+        updates,
+        unknown,
+    })
 }
 
 /// Writes frames into a caller buffer: header and message first, then as many updates as fit.

@@ -5,6 +5,7 @@ mod merge;
 mod receive;
 mod timers;
 mod transmit;
+mod verify;
 
 use core::net::SocketAddr;
 
@@ -26,6 +27,7 @@ use crate::wire::MAX_COUNTER;
 
 use self::timers::{Probe, Timers};
 use self::transmit::{Outgoing, SyncSession};
+use self::verify::{CHALLENGES, Challenge, Secret};
 
 /// Outgoing messages waiting for `poll_transmit` (acks, pings, nacks, gossip rounds).
 const OUTBOX: usize = 16;
@@ -169,6 +171,13 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     plaintext: Plaintext,
     /// Fingerprints of recently refused newcomers, so each is reported once.
     refused: heapless::Deque<u32, 16>,
+    /// Per slot, the keyed fingerprint of the member's address once it answered a ping of
+    /// ours (0: not verified); see `verify.rs`.
+    verified: [u32; MEMBERS],
+    /// Push-pull requests from unverified sources, waiting for their challenge's ack.
+    challenges: heapless::Vec<Challenge, CHALLENGES>,
+    /// Keys verification, drawn from the seed.
+    secret: Secret,
 }
 
 impl<const M: usize, const U: usize> core::fmt::Debug for Node<M, U> {
@@ -231,11 +240,16 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             sealer: None,
             plaintext: Plaintext::Refuse,
             refused: heapless::Deque::new(),
+            verified: [0; MEMBERS],
+            challenges: heapless::Vec::new(),
+            secret: Secret::ZERO,
         }
     }
 
     /// Gives the node its identity, config and seed, in place, forgetting any previous
-    /// state (a fresh start, as after a reboot). On error nothing changes.
+    /// protocol state (a fresh start, as after a reboot). The keyring, its nonce counter and
+    /// the plaintext policy are kept: a node that had encryption on keeps it. On error
+    /// nothing changes.
     pub fn configure(
         &mut self,
         identity: Identity,
@@ -278,9 +292,10 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.config = config;
         self.phase = Phase::Running;
         self.foreign_claims = 0;
-        self.sealer = None;
-        self.plaintext = Plaintext::Refuse;
         self.refused.clear();
+        self.verified = [0; MEMBERS];
+        self.challenges.clear();
+        self.secret = Secret::new(seed);
         Ok(())
     }
 
@@ -418,9 +433,14 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
     ///
     /// `entropy` must be fresh random bytes on every boot (from a hardware RNG, the OS, or a
     /// persisted boot counter hashed with the node name): it salts the nonces, which never
-    /// repeat under one key as long as it never repeats.
+    /// repeat under one key as long as it never repeats. Within one boot the nonce counter
+    /// goes on across calls, so setting a keyring again never repeats a nonce, even with
+    /// the same entropy.
     pub fn set_keyring(&mut self, keyring: Keyring, entropy: [u8; 16]) {
-        self.sealer = Some(Sealer::new(keyring, entropy));
+        self.sealer = Some(match &self.sealer {
+            Some(old) => old.rekeyed(keyring, entropy),
+            None => Sealer::new(keyring, entropy),
+        });
     }
 
     /// Sets what this node does about plaintext while it has a keyring: the steps of turning
@@ -606,6 +626,10 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_amplify;
+#[cfg(test)]
+mod tests_edges;
 #[cfg(test)]
 mod tests_encrypt;
 #[cfg(test)]

@@ -2,11 +2,11 @@
 
 use core::net::SocketAddr;
 
-use super::transmit::{Outgoing, SyncSession};
+use super::transmit::Outgoing;
 use super::{Helping, Node, Phase};
 use crate::crypto::{ENVELOPE_XCHACHA20POLY1305, Plaintext};
 use crate::event::Event;
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use crate::wire::{self, DropReason, Message, SyncKind, Update};
 
 impl<const M: usize, const U: usize> Node<M, U> {
@@ -52,23 +52,69 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if from == self.local_slot().addr {
             return Err(DropReason::Ignored);
         }
+        if self.is_own_sync(&frame) {
+            // Our own request came back: a seed was one of our own addresses (a wildcard
+            // bind reached through loopback, say). Forget it rather than join ourselves.
+            self.join.seeds.retain(|s| *s != from);
+            self.join.remembered.retain(|s| *s != from);
+            if self.join.seeds.is_empty() {
+                self.timers.join = None;
+            }
+            return Err(DropReason::Ignored);
+        }
         self.start(now);
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
+        self.stats.updates_unknown += u64::from(frame.unknown);
         // While joining, the cluster's event clock is not known yet: user events in a Sync
         // chunk may be history (Serf does not replay it either), so they wait for gossip.
         let history = matches!(frame.message, Message::Sync { .. }) && !self.join.seeds.is_empty();
+        // A request's first chunk starts with the requester's own state.
+        let requester = match (frame.message, frame.updates().next()) {
+            (
+                Message::Sync {
+                    kind: SyncKind::Request { first: true, .. },
+                    ..
+                },
+                Some(Update::State { name, .. }),
+            ) => crate::name::name(name).ok(),
+            _ => None,
+        };
         for update in frame.updates() {
             if history && matches!(update, Update::User { .. }) {
                 continue;
             }
             self.merge(now, update);
         }
-        self.on_message(now, from, frame.message);
+        self.on_message(now, from, frame.message, requester);
         Ok(())
     }
 
-    fn on_message(&mut self, now: Instant, from: SocketAddr, message: Message<'_>) {
+    /// A push-pull request whose first state is this node's own, as it is now: the
+    /// datagram is ours, sent to an address that reaches us.
+    fn is_own_sync(&self, frame: &wire::Frame<'_>) -> bool {
+        let local = self.local_slot();
+        matches!(
+            (frame.message, frame.updates().next()),
+            (
+                Message::Sync {
+                    kind: SyncKind::Request { first: true, .. },
+                    ..
+                },
+                Some(Update::State { name, incarnation, addr, .. }),
+            ) if name == local.name.as_str()
+                && incarnation == local.incarnation
+                && core::net::SocketAddr::from(addr) == local.addr
+        )
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        message: Message<'_>,
+        requester: Option<crate::name::Name>,
+    ) {
         match message {
             Message::Ping { seq, suspected, .. } => {
                 // Lifeguard's buddy system: the prober tells us we are suspected.
@@ -82,7 +128,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 }
                 self.send(Outgoing::Ack { to: from, seq });
             }
-            Message::Ack { seq } => self.on_ack(seq),
+            Message::Ack { seq } => self.on_ack(from, seq),
             Message::Nack { seq } => {
                 if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
                     p.nacks = p.nacks.saturating_add(1);
@@ -94,9 +140,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     return;
                 };
                 let my_seq = self.next_seq();
-                // Nack a little before the origin's own deadline, as Lifeguard proposes.
-                let nack_after =
-                    Duration::from_millis(self.config.probe_timeout.as_millis() * 4 / 5);
+                let nack_after = self.config.nack_timeout();
                 let helping = Helping {
                     seq: my_seq,
                     origin: from,
@@ -119,7 +163,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 self.user.catch_up(ltime);
                 match kind {
                     SyncKind::Request { first: true, .. } if self.phase == Phase::Running => {
-                        self.start_sync(from, SyncSession::response(from));
+                        self.on_sync_request(from, requester);
                     }
                     SyncKind::Response if !self.join.seeds.is_empty() => {
                         self.join.seeds.clear();
@@ -134,14 +178,19 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
     }
 
-    fn on_ack(&mut self, seq: u32) {
+    fn on_ack(&mut self, from: SocketAddr, seq: u32) {
         if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
             p.set_acked();
+            let target = usize::from(p.target);
+            self.verify_probe_target(target, from);
+            return;
+        }
+        if self.on_challenge_ack(from, seq) {
             return;
         }
         if let Some(i) = self.helping.iter().position(|h| h.seq == seq) {
             let h = self.helping.swap_remove(i);
-            self.send(Outgoing::Ack {
+            self.send(Outgoing::Forward {
                 to: h.origin,
                 seq: h.origin_seq,
             });

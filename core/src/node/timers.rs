@@ -50,6 +50,7 @@ pub(super) struct Probe {
 impl Probe {
     const ACKED: u8 = 1;
     const INDIRECT_SENT: u8 = 2;
+    const GRACED: u8 = 4;
 
     pub(super) fn acked(&self) -> bool {
         self.flags & Self::ACKED != 0
@@ -65,6 +66,14 @@ impl Probe {
 
     fn set_indirect_sent(&mut self) {
         self.flags |= Self::INDIRECT_SENT;
+    }
+
+    fn graced(&self) -> bool {
+        self.flags & Self::GRACED != 0
+    }
+
+    fn set_graced(&mut self) {
+        self.flags |= Self::GRACED;
     }
 }
 
@@ -158,6 +167,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.expire_helping(now);
         self.expire_members(now);
         if self.phase == Phase::Running {
+            self.grace_stalled_probe(now);
             if let Some(p) = self.probe
                 && !p.acked()
                 && !p.indirect_sent()
@@ -181,6 +191,37 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.gossip_round();
         }
         self.check_leave_complete();
+    }
+
+    /// A probe whose next deadline passed long before this call (the caller was stalled:
+    /// the ack may be waiting, unread, in its socket) is not judged now: its remaining
+    /// deadlines move so that the overdue one falls `probe_timeout` from now, once per
+    /// probe. "Long" is more than half of `probe_timeout`; a driver that calls on time is
+    /// never that late.
+    fn grace_stalled_probe(&mut self, now: Instant) {
+        let Some(p) = self.probe.as_mut() else {
+            return;
+        };
+        if p.acked() || p.graced() {
+            return;
+        }
+        let overdue = if p.indirect_sent() {
+            self.timers.probe
+        } else {
+            Some(p.ack_deadline)
+        };
+        let Some(overdue) = overdue else {
+            return;
+        };
+        let late = now.saturating_duration_since(overdue);
+        if overdue > now || late <= self.config.probe_timeout.div(2) {
+            return;
+        }
+        let shift = late + self.config.probe_timeout;
+        p.set_graced();
+        p.ack_deadline = p.ack_deadline + shift;
+        self.timers.probe = self.timers.probe.map(|t| t + shift);
+        self.stats.probes_graced += 1;
     }
 
     /// Helpers whose target stayed silent send the origin a nack.
@@ -441,8 +482,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     /// Anti-entropy with one random live member; a reconnect attempt with one failed
     /// member so that a healed partition merges back (Serf's reconnect, over UDP); and, when
-    /// a remembered seed is not a live member, an exchange with it, so that two sides that
-    /// reaped each other during a long partition still find each other.
+    /// a remembered seed is not a live member, a request carrying only our own state, so that
+    /// two sides that reaped each other during a long partition still find each other
+    /// without sending the table to an address that may no longer be in any cluster.
     fn push_pull(&mut self, now: Instant) {
         self.timers.push_pull = Some(now + self.push_pull_interval());
         let live: heapless::Vec<usize, 1> = self.random_members(1, None, Status::is_live);
@@ -461,7 +503,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     .is_some_and(|s| s.addr == seed && s.status.is_live())
             });
             if !is_live_member {
-                self.start_sync(seed, SyncSession::request(seed, false));
+                self.start_sync(seed, SyncSession::own_state(seed));
             }
         }
     }

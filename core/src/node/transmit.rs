@@ -13,6 +13,24 @@ use crate::time::Instant;
 use crate::user_event::UserEvent;
 use crate::wire::{Encoder, Message, SyncKind, Update, WireStatus};
 
+/// At most this many bytes go to an unverified address per byte received from it (QUIC's
+/// anti-amplification limit).
+pub(crate) const AMPLIFICATION: usize = 3;
+
+/// The smallest ping to this node, its name aside: header, message tag, a one-byte
+/// sequence number, the name's length byte and `suspected`.
+const MIN_PING: usize = crate::wire::HEADER_LEN + 4;
+
+/// How much of the frame queued updates may fill.
+enum Room {
+    /// As many as fit; each counts as a retransmission.
+    Full,
+    /// As many as fit in the frame's first `.0` bytes; none counts.
+    Uncounted(usize),
+    /// None: the frame holds its message only.
+    Bare,
+}
+
 /// A message waiting for `poll_transmit`.
 #[derive(Clone, Debug)]
 pub(super) enum Outgoing {
@@ -40,6 +58,17 @@ pub(super) enum Outgoing {
     Gossip {
         to: SocketAddr,
     },
+    /// An indirect probe's ack forwarded to the member that asked for it.
+    Forward {
+        to: SocketAddr,
+        seq: u32,
+    },
+    /// A ping to an unverified push-pull requester; never carries updates.
+    Challenge {
+        to: SocketAddr,
+        seq: u32,
+        target: Name,
+    },
 }
 
 impl Outgoing {
@@ -49,7 +78,9 @@ impl Outgoing {
             | Outgoing::Ack { to, .. }
             | Outgoing::Nack { to, .. }
             | Outgoing::PingReq { to, .. }
-            | Outgoing::Gossip { to } => to,
+            | Outgoing::Gossip { to }
+            | Outgoing::Forward { to, .. }
+            | Outgoing::Challenge { to, .. } => to,
         }
     }
 
@@ -65,7 +96,7 @@ impl Outgoing {
                 target,
                 suspected: *suspected,
             },
-            Outgoing::Ack { seq, .. } => Message::Ack { seq: *seq },
+            Outgoing::Ack { seq, .. } | Outgoing::Forward { seq, .. } => Message::Ack { seq: *seq },
             Outgoing::Nack { seq, .. } => Message::Nack { seq: *seq },
             Outgoing::PingReq {
                 seq, target, addr, ..
@@ -75,6 +106,11 @@ impl Outgoing {
                 addr: (*addr).into(),
             },
             Outgoing::Gossip { .. } => Message::Gossip,
+            Outgoing::Challenge { seq, target, .. } => Message::Ping {
+                seq: *seq,
+                target,
+                suspected: None,
+            },
         }
     }
 }
@@ -89,6 +125,8 @@ pub(super) struct SyncSession {
     /// Next buffered user event to send, once every slot is sent: anti-entropy for events
     /// a member missed while its gossip was lost (Serf's push-pull carries them too).
     event: usize,
+    /// Only the local node's own state: a request to an address that is not a live member.
+    own_only: bool,
 }
 
 impl SyncSession {
@@ -98,6 +136,17 @@ impl SyncSession {
             kind: SyncKind::Request { first: true, join },
             cursor: 0,
             event: 0,
+            own_only: false,
+        }
+    }
+
+    /// A request carrying only the local node's state: to a remembered seed that is not a
+    /// live member, which answers with its table if it is in a cluster, so the table goes
+    /// only where it was asked for.
+    pub(super) fn own_state(to: SocketAddr) -> Self {
+        SyncSession {
+            own_only: true,
+            ..Self::request(to, false)
         }
     }
 
@@ -107,6 +156,7 @@ impl SyncSession {
             kind: SyncKind::Response,
             cursor: 0,
             event: 0,
+            own_only: false,
         }
     }
 }
@@ -120,42 +170,92 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     /// Writes the next datagram into `buf` and says where to send it, or `None` when there is
-    /// nothing to send. Never writes more than `Config::max_datagram` bytes.
+    /// nothing to send. Never writes more than `Config::max_datagram` bytes, nor more than
+    /// [`MAX_DATAGRAM_V6`](crate::MAX_DATAGRAM_V6) to an IPv6 address.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let _ = now;
-        let limit = buf.len().min(self.config.max_datagram);
-        let buf = &mut buf[..limit];
-        let (gap, tag) = match self.sealing() {
-            Some(_) => (NONCE_LEN, TAG_LEN),
-            None => (0, 0),
-        };
-        let body_limit = limit.saturating_sub(tag);
+        let (gap, tag) = self.sealing_overhead();
+        // The sealed datagram to `to` fits in the buffer's first `limit(to)` bytes; its body
+        // in the first `limit(to) - tag`.
+        let capacity = buf.len();
+        let limit = |config: &crate::Config, to| capacity.min(config.max_datagram_to(to));
         while let Some(out) = self.outbox.pop_front() {
+            let to = out.to();
+            let limit = limit(&self.config, to);
+            let body_limit = limit.saturating_sub(tag);
+            let policy = self.room(&out);
+            let room = match policy {
+                Room::Full | Room::Bare => body_limit,
+                Room::Uncounted(cap) => body_limit.min(cap),
+            };
             let Some(mut enc) = Encoder::with_gap(
-                &mut buf[..body_limit],
+                &mut buf[..room],
                 self.config.cluster_id,
                 gap,
                 &out.message(),
             ) else {
                 continue;
             };
-            let piggybacked = self.piggyback(&mut enc);
+            let piggybacked = match policy {
+                Room::Full => self.piggyback(&mut enc, true),
+                Room::Uncounted(_) => self.piggyback(&mut enc, false),
+                Room::Bare => 0,
+            };
             if matches!(out, Outgoing::Gossip { .. }) && piggybacked == 0 {
                 continue;
             }
             let len = enc.len();
-            if let Some(t) = self.sent(buf, out.to(), len) {
+            if let Some(t) = self.sent(&mut buf[..limit], to, len) {
                 return Some(t);
             }
         }
-        while !self.syncs.is_empty() {
+        while let Some(to) = self.syncs.first().map(|s| s.to) {
+            let limit = limit(&self.config, to);
+            let body_limit = limit.saturating_sub(tag);
             let chunk = self.sync_chunk(&mut buf[..body_limit], gap);
-            if let Some(t) = chunk.and_then(|(to, len)| self.sent(buf, to, len)) {
+            if let Some(t) = chunk.and_then(|(to, len)| self.sent(&mut buf[..limit], to, len)) {
                 return Some(t);
             }
         }
         None
+    }
+
+    /// How many updates `out` may carry. Gossip and indirect probe requests go to members
+    /// picked from the table, as do pings, acks and nacks to a verified member: as many
+    /// as fit. Otherwise the address may be forged or a stranger's: an ack (the answer to
+    /// a ping naming us, so at least [`MIN_PING`] plus our name long) stays within three
+    /// times that and its updates spend no retransmission; anything else carries none.
+    fn room(&self, out: &Outgoing) -> Room {
+        let verified = |to: &SocketAddr| self.verified_member(*to).is_some();
+        match out {
+            Outgoing::Gossip { .. } | Outgoing::PingReq { .. } => Room::Full,
+            Outgoing::Ping { to, .. }
+            | Outgoing::Ack { to, .. }
+            | Outgoing::Nack { to, .. }
+            | Outgoing::Forward { to, .. }
+                if verified(to) =>
+            {
+                Room::Full
+            }
+            Outgoing::Ack { .. } => {
+                let (gap, tag) = self.sealing_overhead();
+                let ping = MIN_PING + self.local_slot().name.len() + gap + tag;
+                Room::Uncounted((AMPLIFICATION * ping).saturating_sub(tag))
+            }
+            Outgoing::Ping { .. }
+            | Outgoing::Nack { .. }
+            | Outgoing::Forward { .. }
+            | Outgoing::Challenge { .. } => Room::Bare,
+        }
+    }
+
+    /// Nonce and tag bytes of a sealed datagram, or zeros when sending plaintext.
+    fn sealing_overhead(&self) -> (usize, usize) {
+        match (&self.sealer, self.plaintext) {
+            (Some(_), p) if p != Plaintext::Send => (NONCE_LEN, TAG_LEN),
+            _ => (0, 0),
+        }
     }
 
     /// Seals the encoded frame when encryption is on, and counts it.
@@ -177,10 +277,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
             .filter(|_| self.plaintext != Plaintext::Send)
     }
 
-    /// Adds queued updates to `enc`, least-sent first; returns how many fit. Gives up after
-    /// a few updates in a row did not fit: the frame is full, and trying the rest of a long
-    /// queue would cost a serialisation attempt each.
-    fn piggyback(&mut self, enc: &mut Encoder<'_>) -> usize {
+    /// Adds queued updates to `enc`, least-sent first; returns how many fit. Each counts as
+    /// one retransmission when `count`. Gives up after a few updates in a row did not fit:
+    /// the frame is full, and trying the rest of a long queue would cost a serialisation
+    /// attempt each.
+    fn piggyback(&mut self, enc: &mut Encoder<'_>, count: bool) -> usize {
         const MISSES: usize = 4;
         if self.queue.is_empty() {
             return 0;
@@ -196,7 +297,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 None => continue,
             };
             if fits {
-                self.queue.sent(i);
+                if count {
+                    self.queue.sent(i);
+                }
                 added += 1;
                 misses = 0;
             } else {
@@ -256,7 +359,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return None;
         };
         let mut entries = 0;
-        let end = self.table.used();
+        let end = if session.own_only {
+            1
+        } else {
+            self.table.used()
+        };
         while session.cursor < end {
             let fits = match self.table.get(session.cursor) {
                 Some(s) => enc.push(&Update::State {
@@ -285,7 +392,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             session.cursor += 1;
         }
         // Oldest first; events too old for the de-duplication window are not replayed.
-        let events = self.user.len();
+        let events = if session.own_only { 0 } else { self.user.len() };
         while session.cursor >= end && session.event < events {
             let fits = match self.user.replay(session.event) {
                 Some(e) => {

@@ -1,7 +1,8 @@
 //! The driving loop: one task owns the node and the socket, and follows the core's
 //! contract — after every input, drain `poll_transmit` and `poll_event`, then sleep until
 //! `poll_timeout` or the next datagram or command. One `Sleep` is reset only when the
-//! deadline changes.
+//! deadline changes. When the timer fires, the datagrams already waiting in the socket are
+//! read first, so a late timer never judges a probe whose ack is there unread.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,6 +24,10 @@ use crate::member::MemberInfo;
 /// Receive buffer: larger than any valid datagram, so oversized ones are seen whole and
 /// dropped by the core as oversized instead of being truncated by the OS.
 const RECV_BUFFER: usize = 64 * 1024;
+
+/// Datagrams read from the socket before timers run, at most: bounds the time timers
+/// wait behind a flood.
+const PENDING_MAX: usize = 256;
 
 /// Counters the driver keeps beside the core's.
 #[derive(Debug, Default)]
@@ -130,17 +135,16 @@ impl Driver {
             timed_out_at = None;
             match input {
                 Input::Timer => {
+                    // Datagrams that arrived while the loop was not running (a stall, a
+                    // busy machine) go first: an ack waiting in the socket must not be
+                    // judged missing by the probe's timer.
+                    self.read_pending(now);
                     self.node.handle_timeout(now);
                     timed_out_at = Some(now);
                     // The sleep has fired: arm it again even if the deadline is unchanged.
                     armed = None;
                 }
-                Input::Datagram(Ok((len, from))) => {
-                    if let Err(reason) = self.node.handle_datagram(now, from, &self.recv_buf[..len])
-                    {
-                        tracing::debug!(%from, len, ?reason, "dropped a datagram");
-                    }
-                }
+                Input::Datagram(Ok((len, from))) => self.datagram(now, from, len),
                 Input::Datagram(Err(e)) => {
                     self.counters.recv_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, "receive failed");
@@ -154,6 +158,29 @@ impl Driver {
             self.flush(now).await;
             if self.leave_finished(now) {
                 return;
+            }
+        }
+    }
+
+    /// Hands the datagram of `len` bytes in the receive buffer to the node.
+    fn datagram(&mut self, now: Instant, from: SocketAddr, len: usize) {
+        if let Err(reason) = self.node.handle_datagram(now, from, &self.recv_buf[..len]) {
+            tracing::debug!(%from, len, ?reason, "dropped a datagram");
+        }
+    }
+
+    /// Reads every datagram already waiting in the socket (at most [`PENDING_MAX`]),
+    /// without waiting for more.
+    fn read_pending(&mut self, now: Instant) {
+        for _ in 0..PENDING_MAX {
+            match self.socket.try_recv_from(&mut self.recv_buf) {
+                Ok((len, from)) => self.datagram(now, from, len),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.counters.recv_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "receive failed");
+                    return;
+                }
             }
         }
     }
