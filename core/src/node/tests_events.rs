@@ -94,6 +94,10 @@ fn push_pull_replays_the_eight_newest_events_oldest_first() {
     // Let gossip finish, then ask for a push-pull.
     sent_user_payloads(&mut a, now, Duration::from_secs(30));
     let later = now + Duration::from_secs(31);
+    // b (suspected meanwhile, as it never acked) refutes and answers a ping of ours: its
+    // address is verified, so its request gets the table.
+    a.handle_datagram(later, addr(2), &alive("b", 5, 2)).unwrap();
+    a.verify(addr(2));
     let request = frame(
         Message::Sync {
             kind: SyncKind::Request {
