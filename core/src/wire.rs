@@ -5,11 +5,18 @@
 //! | version | envelope | cluster id     | body                                    |
 //! | 1 byte  | 1 byte   | 4 bytes, BE    | Message, then zero or more Update, each |
 //! |  = 1    |  0=plain |                | postcard-encoded, back to back          |
+//! |         |  1=XCP   |                |                                         |
 //! +---------+----------+----------------+-----------------------------------------+
 //! ```
-//! Envelope values other than 0 are reserved for authenticated encryption. Decoding is
-//! zero-copy (names and payloads borrow from the datagram) and never panics. See
-//! `docs/PROTOCOL.md` for every field and limit.
+//! Envelope 1 is an XChaCha20-Poly1305 frame, whose body is sealed (see `crypto.rs`);
+//! other envelope values are dropped. Decoding is zero-copy (names and payloads borrow from
+//! the datagram) and never panics. See `docs/PROTOCOL.md` for every field and limit.
+//!
+//! **The serde types below are the wire format.** postcard encodes an enum variant as its
+//! index and a struct's fields in declaration order, so reordering, inserting or removing a
+//! variant of [`Message`], [`Update`], [`SyncKind`], [`WireStatus`] or [`WireAddr`], or a
+//! field of one, changes the bytes on the wire. New variants go at the end, and only with a
+//! new [`VERSION`]. The golden frames in `wire/golden.rs` fail on any such change.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -396,5 +403,7 @@ impl<'b> Encoder<'b> {
     }
 }
 
+#[cfg(test)]
+mod golden;
 #[cfg(test)]
 mod tests;
