@@ -44,6 +44,7 @@ pub const MAX_COUNTER: u32 = (1 << 31) - 1;
 /// Why a datagram was dropped. Each reason has its own counter in [`Stats`](crate::Stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum DropReason {
     /// Shorter than the frame header.
     Truncated,
@@ -72,7 +73,7 @@ impl core::fmt::Display for DropReason {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             DropReason::Truncated => "datagram shorter than a header",
-            DropReason::Oversized => "datagram longer than 1500 bytes",
+            DropReason::Oversized => return write!(f, "datagram longer than {MAX_DATAGRAM} bytes"),
             DropReason::Version => "unknown protocol version",
             DropReason::Envelope => "envelope this node cannot open",
             DropReason::Cluster => "another cluster's id",

@@ -320,6 +320,10 @@ impl Driver {
                 }
                 AgentEvent::LeaveComplete
             }
+            other => {
+                tracing::debug!(event = ?other, "core event this agent does not report");
+                return;
+            }
         };
         self.publish(event);
     }
