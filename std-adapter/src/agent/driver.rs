@@ -17,6 +17,7 @@ use super::AgentNode;
 use super::clock::Clock;
 use super::handle::{AgentStats, Command, LeaveOutcome};
 use super::keys::KeyStore;
+use crate::deadline::earliest;
 use crate::event::{AgentEvent, UserEventInfo};
 use crate::member::MemberInfo;
 
@@ -160,12 +161,10 @@ impl Driver {
 
     /// The earliest of the node's deadline and the leave deadline.
     fn next_wake(&self) -> Option<Instant> {
-        let node = self.node.poll_timeout();
-        let leave = self.leaving.as_ref().map(|l| l.deadline);
-        match (node, leave) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(
+            self.node.poll_timeout(),
+            self.leaving.as_ref().map(|l| l.deadline),
+        )
     }
 
     fn command(&mut self, now: Instant, cmd: Command) {

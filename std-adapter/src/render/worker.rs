@@ -12,6 +12,7 @@ use super::apply::{Applied, Applier};
 use super::select::from_infos;
 use super::{RenderStats, Target};
 use crate::agent::{EventStream, Handle};
+use crate::deadline::{earliest, sleep_until};
 use crate::event::AgentEvent;
 
 /// First wait before retrying a failed apply; doubled up to [`RETRY_MAX`].
@@ -86,10 +87,7 @@ impl Worker {
             let due = pending
                 .map(|(first, last)| (last + self.quiet).min(first + self.max_wait))
                 .map(|d| self.hold_until.map_or(d, |h| d.max(h)));
-            let due = match (due, retry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let due = earliest(due, retry);
             tokio::select! {
                 event = self.events.next() => match event {
                     None => break,
@@ -142,11 +140,5 @@ impl Worker {
                 Some(false)
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
     }
 }
