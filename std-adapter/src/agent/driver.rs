@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rumor_core::{Event, Instant, MAX_DATAGRAM, Tags};
@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::AgentNode;
 use super::clock::Clock;
-use super::handle::{AgentStats, Command, LeaveOutcome};
+use super::command::{AgentStats, Command, DriverCounters, LeaveOutcome};
 use super::keys::KeyStore;
 use crate::deadline::earliest;
 use crate::event::{AgentEvent, UserEventInfo};
@@ -24,13 +24,6 @@ use crate::member::MemberInfo;
 /// Receive buffer: larger than any valid datagram, so oversized ones are seen whole and
 /// dropped by the core as oversized instead of being truncated by the OS.
 const RECV_BUFFER: usize = 64 * 1024;
-
-/// Counters the driver keeps beside the core's.
-#[derive(Debug, Default)]
-pub(crate) struct DriverCounters {
-    pub(crate) send_errors: AtomicU64,
-    pub(crate) recv_errors: AtomicU64,
-}
 
 /// A leave in progress.
 #[derive(Debug)]
