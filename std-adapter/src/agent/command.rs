@@ -79,43 +79,17 @@ pub struct AgentStats {
 }
 
 impl AgentStats {
-    /// Every counter of [`Stats`], by name.
+    /// Every counter of [`Stats`] by its field name, plus `dropped`, their total of drops.
     pub fn protocol_counters(s: &Stats) -> BTreeMap<String, u64> {
-        let pairs = [
-            ("datagrams_received", s.datagrams_received),
-            ("datagrams_sent", s.datagrams_sent),
-            ("bytes_received", s.bytes_received),
-            ("bytes_sent", s.bytes_sent),
-            ("dropped", s.dropped()),
-            ("dropped_truncated", s.dropped_truncated),
-            ("dropped_oversized", s.dropped_oversized),
-            ("dropped_version", s.dropped_version),
-            ("dropped_envelope", s.dropped_envelope),
-            ("dropped_cluster", s.dropped_cluster),
-            ("dropped_malformed", s.dropped_malformed),
-            ("dropped_ignored", s.dropped_ignored),
-            ("dropped_unauthenticated", s.dropped_unauthenticated),
-            ("dropped_plaintext", s.dropped_plaintext),
-            ("probes", s.probes),
-            ("probes_failed", s.probes_failed),
-            ("indirect_probes", s.indirect_probes),
-            ("nacks_received", s.nacks_received),
-            ("suspicions", s.suspicions),
-            ("refutations", s.refutations),
-            ("failures", s.failures),
-            ("members_refused", s.members_refused),
-            ("members_evicted", s.members_evicted),
-            ("members_reaped", s.members_reaped),
-            ("updates_evicted", s.updates_evicted),
-            ("user_events", s.user_events),
-            ("user_events_lost", s.user_events_lost),
-            ("outbox_full", s.outbox_full),
-            ("events_lost", s.events_lost),
-            ("syncs_started", s.syncs_started),
-            ("sync_chunks_received", s.sync_chunks_received),
-            ("name_conflicts", s.name_conflicts),
-        ];
-        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        let mut counters: BTreeMap<String, u64> = match serde_json::to_value(s) {
+            Ok(serde_json::Value::Object(fields)) => fields
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value.as_u64()?)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        counters.insert("dropped".to_owned(), s.dropped());
+        counters
     }
 
     /// Counts members by status name.
@@ -131,5 +105,23 @@ impl AgentStats {
             *counts.entry(s.as_str().to_owned()).or_default() += 1;
         }
         counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_counters_name_every_stats_field_and_the_drop_total() {
+        let mut s = Stats::default();
+        s.dropped_malformed = 2;
+        s.dropped_cluster = 1;
+        s.name_conflicts = 7;
+        let c = AgentStats::protocol_counters(&s);
+        assert_eq!(c["dropped"], 3);
+        assert_eq!(c["dropped_malformed"], 2);
+        assert_eq!(c["name_conflicts"], 7);
+        assert_eq!(c["sync_chunks_received"], 0);
     }
 }
