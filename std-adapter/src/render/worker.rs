@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
 use super::apply::{Applied, Applier};
-use super::select::from_infos;
+use super::select::sorted_by_name;
 use super::{RenderStats, Target};
 use crate::agent::{EventStream, Handle};
 use crate::deadline::{earliest, sleep_until};
@@ -116,7 +116,7 @@ impl Worker {
     /// Applies the current membership: `Some(true)` on success or no change, `Some(false)`
     /// on a failure, `None` once the agent has stopped.
     async fn apply(&mut self) -> Option<bool> {
-        let members = from_infos(&self.handle.members().await.ok()?);
+        let members = sorted_by_name(&self.handle.members().await.ok()?);
         let mut applier = self.applier.take()?;
         let (applier, result) = tokio::task::spawn_blocking(move || {
             let r = applier.apply(&members);
