@@ -1,4 +1,4 @@
-//! The agent: one tokio task that owns a [`Node`](rumor_core::Node) and a UDP socket, and a
+//! The agent: one tokio task that owns a [`Node`] and a UDP socket, and a
 //! cloneable [`Handle`] to talk to it.
 
 mod address;

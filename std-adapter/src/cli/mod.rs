@@ -247,6 +247,8 @@ pub(crate) struct JoinArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub(crate) wait: Duration,
     /// Seeds: HOST[:PORT] (port 7946 by default).
+    // This doc is clap's help text, where brackets are literal, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(required = true, value_name = "ADDR")]
     pub(crate) addrs: Vec<String>,
 }
