@@ -215,7 +215,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
     /// even itself) until configured.
     ///
     /// Every byte of it is zero, so such a `static` lands in `.bss` and costs no flash for
-    /// an initial image (14.7 KB for a 32-member node). The types are chosen for that: no
+    /// an initial image (its size is in `docs/ARCHITECTURE.md`, "Memory budget"). The types are chosen for that: no
     /// `Option` here keeps its `None` in a spare value of a field, and the config, seed and
     /// backoff stay zero until `configure` sets them. rumor-embedded's memory-budget
     /// script checks that the firmware's node is in `.bss`.
