@@ -23,10 +23,9 @@ const ACKS_PER_NODE: u64 = 200;
 
 fn config() -> Config {
     // Updates stay queued through thousands of frames, so every encode is a full one.
-    Config {
-        retransmit_mult: u8::MAX,
-        ..Config::lan()
-    }
+    let mut config = Config::lan();
+    config.retransmit_mult = u8::MAX;
+    config
 }
 
 fn decode(c: &mut Criterion, capture: &Capture) {

@@ -82,10 +82,8 @@ fn handle_datagram(c: &mut Criterion) {
 fn poll_transmit(c: &mut Criterion) {
     let capture =
         Capture::record::<MEMBERS>(MEMBERS, Duration::from_secs(2), 1, LinkProfile::LAN, false);
-    let config = Config {
-        retransmit_mult: u8::MAX,
-        ..Config::lan()
-    };
+    let mut config = Config::lan();
+    config.retransmit_mult = u8::MAX;
     let mut buf = [0u8; 1500];
     let mut g = c.benchmark_group("poll_transmit");
     g.measurement_time(StdDuration::from_secs(1));

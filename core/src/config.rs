@@ -17,51 +17,108 @@ pub const MAX_DATAGRAM_V6: usize = 1452;
 /// validates the result.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Config {
     /// Carried in every datagram; datagrams of another cluster are dropped. Lets several
     /// clusters share a network by accident without merging.
+    ///
+    /// *Tuning*: give each cluster on a shared network its own. It costs nothing; it is not a
+    /// secret (use a keyring for that).
     pub cluster_id: u32,
     /// Time between two probes of the failure detector (scaled up by local health).
+    ///
+    /// *Tuning*: the main knob of detection time, which is about one `probe_interval` plus
+    /// the suspicion timeout (itself a multiple of it). Lower it for faster detection; each member
+    /// then sends `1 / probe_interval` pings a second, and a slow or paused peer is
+    /// suspected sooner. Raise it on slow links or battery-powered nodes.
     pub probe_interval: Duration,
     /// How long a direct ping waits for its ack before indirect probes start (scaled up by
     /// local health). At most half of `probe_interval`: a helper nacks 4/5 of it after
     /// being asked, and its nack must arrive before the probe period ends.
+    ///
+    /// *Tuning*: a few round-trip times of the network (the 99th percentile). Too low and
+    /// every jitter spike costs `indirect_checks` extra pings; too high and a dead member is
+    /// noticed later.
     pub probe_timeout: Duration,
     /// How many helpers are asked to probe a silent member indirectly (the SWIM `k`).
+    ///
+    /// *Tuning*: more helpers make a false suspicion from one lossy path less likely, at
+    /// `2 * indirect_checks` extra datagrams per missed ack. 3 suits most networks; 1 is
+    /// enough on loopback.
     pub indirect_checks: u8,
     /// Scales the suspicion timeout: `suspicion_mult * max(1, log10(n)) * probe_interval`
     /// is the shortest time a suspect gets to refute.
+    ///
+    /// *Tuning*: raise it if members with long pauses (garbage collection, overloaded
+    /// hosts) are declared failed while alive; every step adds about one `probe_interval`
+    /// to the detection time of a real crash.
     pub suspicion_mult: u8,
     /// The longest suspicion timeout, as a multiple of the shortest (Lifeguard). A fresh
     /// suspicion starts at the longest and shrinks as independent confirmations arrive.
+    ///
+    /// *Tuning*: higher values protect a suspect that only one slow member accuses, and
+    /// delay detection when few members confirm (small clusters). Lower it in clusters of a
+    /// handful of members if detection is too slow.
     pub suspicion_max_timeout_mult: u8,
     /// Upper bound of the local health score (Lifeguard); probe interval and timeout are
     /// multiplied by `score + 1`, so at most by this value.
+    ///
+    /// *Tuning*: the highest factor by which an overloaded node slows its own probing
+    /// rather than accuse healthy peers. 1 turns the mechanism off; higher values make a
+    /// struggling node quieter, and its own detections slower.
     pub awareness_max: u8,
     /// Time between dedicated gossip rounds.
+    ///
+    /// *Tuning*: lower it to spread updates faster (convergence grows with it), at
+    /// `gossip_nodes / gossip_interval` datagrams a second per member while updates are
+    /// pending; rounds with nothing to say send nothing.
     pub gossip_interval: Duration,
     /// Peers contacted per gossip round.
+    ///
+    /// *Tuning*: more peers per round spread an update in fewer rounds, at one datagram
+    /// each. 3 or 4 suit clusters up to a few hundred members.
     pub gossip_nodes: u8,
     /// Each update is piggybacked about `retransmit_mult * ceil(log10(n + 1))` times.
+    ///
+    /// *Tuning*: raise it on lossy networks so updates still reach everyone; it costs room
+    /// in every datagram for longer, and a full update queue evicts sooner.
     pub retransmit_mult: u8,
     /// Time between two push-pull anti-entropy exchanges (scaled up beyond 32 members,
     /// as memberlist does).
+    ///
+    /// *Tuning*: the bound on how long a missed update or a healed partition takes to
+    /// repair. Each exchange sends the whole member table both ways, so lower it only for
+    /// small clusters.
     pub push_pull_interval: Duration,
     /// How long a failed or left member stays in the table (and keeps being gossiped as
     /// such) before it is forgotten.
+    ///
+    /// *Tuning*: longer than any partition you expect to heal by itself, so both sides
+    /// still know each other's fate; a failed member holds its table slot this long.
     pub reap_timeout: Duration,
     /// First retry delay for an unanswered join; doubles up to `join_retry_max`.
+    ///
+    /// *Tuning*: about the time a seed takes to start; lower values only send more
+    /// datagrams to a seed that is not there.
     pub join_retry_initial: Duration,
     /// Longest delay between join attempts.
+    ///
+    /// *Tuning*: the longest a node waits alone after its seeds come back; lower it if
+    /// nodes routinely boot before their seeds.
     pub join_retry_max: Duration,
     /// Largest datagram this node sends, in bytes (IP and UDP headers excluded): at most
     /// [`MAX_DATAGRAM_V4`], and capped at [`MAX_DATAGRAM_V6`] for IPv6 destinations.
+    ///
+    /// *Tuning*: the path MTU minus 28 (IPv4) or 48 (IPv6) bytes, so nothing is
+    /// fragmented. Smaller datagrams carry fewer piggybacked updates and cut push-pull into
+    /// more chunks; encryption takes 40 bytes of each.
     pub max_datagram: usize,
 }
 
 /// Why a [`Config`] was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ConfigError {
     /// `probe_interval` is zero.
     ZeroProbeInterval,
@@ -104,11 +161,22 @@ impl core::fmt::Display for ConfigError {
             }
             ConfigError::ZeroAwarenessMax => "awareness_max must be at least 1",
             ConfigError::ZeroRetransmitMult => "retransmit_mult must be at least 1",
-            ConfigError::DatagramSizeOutOfRange => "max_datagram must be within 256..=1472 bytes",
+            ConfigError::DatagramSizeOutOfRange => {
+                return write!(
+                    f,
+                    "max_datagram must be within {MIN_DATAGRAM}..={MAX_DATAGRAM_V4} bytes"
+                );
+            }
             ConfigError::BadJoinRetry => {
                 "join retry delays must be above zero, initial not above max"
             }
-            ConfigError::BadCapacity => "MEMBERS must be within 2..=65535 and UPDATES at least 1",
+            ConfigError::BadCapacity => {
+                return write!(
+                    f,
+                    "MEMBERS must be within 2..={} and UPDATES at least 1",
+                    u16::MAX
+                );
+            }
             ConfigError::NackAfterProbeInterval => {
                 "probe_timeout must be at most half of probe_interval, so nacks arrive in time"
             }

@@ -56,6 +56,7 @@ impl core::fmt::Debug for Key {
 /// Why a keyring change was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum KeyringError {
     /// Already [`MAX_KEYS`] keys.
     Full,
@@ -68,7 +69,7 @@ pub enum KeyringError {
 impl core::fmt::Display for KeyringError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            KeyringError::Full => "the keyring already holds 4 keys",
+            KeyringError::Full => return write!(f, "the keyring already holds {MAX_KEYS} keys"),
             KeyringError::NotInstalled => "the key is not installed",
             KeyringError::IsPrimary => "the primary key cannot be removed",
         })

@@ -10,6 +10,7 @@ use crate::user_event::UserEvent;
 /// Member events are coalesced per member between two drains of `poll_event`: a member that
 /// failed and came back before the application looked is reported as joined once.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A member joined, or came back after failing or leaving.
     MemberJoined {

@@ -13,6 +13,7 @@ pub type Name = heapless::String<NAME_MAX>;
 /// Why a name was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
     Empty,
@@ -26,7 +27,7 @@ impl core::fmt::Display for NameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             NameError::Empty => "name is empty",
-            NameError::TooLong => "name is longer than 32 bytes",
+            NameError::TooLong => return write!(f, "name is longer than {NAME_MAX} bytes"),
             NameError::BadCharacter => "name contains whitespace or a control character",
         })
     }

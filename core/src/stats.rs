@@ -4,7 +4,10 @@ use crate::wire::DropReason;
 
 /// Monotonic counters. Every dropped datagram, refused member and lost event is counted
 /// here by reason, so nothing disappears silently.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// It serializes (with serde) as a map from field name to value, so an adapter can report
+/// every counter, including ones added later, without listing them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct Stats {

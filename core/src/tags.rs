@@ -23,6 +23,7 @@ type Buf = heapless::Vec<u8, TAGS_MAX, u8>;
 /// Why a tag change was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum TagError {
     /// The key is empty, too long, or has a character outside `[A-Za-z0-9_.-]`.
     BadKey,
@@ -36,12 +37,15 @@ pub enum TagError {
 
 impl core::fmt::Display for TagError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            TagError::BadKey => "tag key must be 1-32 characters of [A-Za-z0-9_.-]",
-            TagError::BadValue => "tag value contains a control character",
-            TagError::TooLarge => "tags exceed 96 encoded bytes",
-            TagError::Malformed => "malformed tag encoding",
-        })
+        match self {
+            TagError::BadKey => write!(
+                f,
+                "tag key must be 1-{TAG_KEY_MAX} characters of [A-Za-z0-9_.-]"
+            ),
+            TagError::BadValue => f.write_str("tag value contains a control character"),
+            TagError::TooLarge => write!(f, "tags exceed {TAGS_MAX} encoded bytes"),
+            TagError::Malformed => f.write_str("malformed tag encoding"),
+        }
     }
 }
 

@@ -32,6 +32,7 @@ pub struct UserEvent {
 /// Why [`Node::send_user_event`](crate::Node::send_user_event) refused an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum UserEventError {
     /// The name is empty or longer than [`USER_EVENT_NAME_MAX`].
     BadName,
@@ -43,11 +44,15 @@ pub enum UserEventError {
 
 impl core::fmt::Display for UserEventError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            UserEventError::BadName => "event name must be 1-32 bytes",
-            UserEventError::PayloadTooLarge => "event payload exceeds 64 bytes",
-            UserEventError::NotRunning => "the node has left the cluster",
-        })
+        match self {
+            UserEventError::BadName => {
+                write!(f, "event name must be 1-{USER_EVENT_NAME_MAX} bytes")
+            }
+            UserEventError::PayloadTooLarge => {
+                write!(f, "event payload exceeds {USER_PAYLOAD_MAX} bytes")
+            }
+            UserEventError::NotRunning => f.write_str("the node has left the cluster"),
+        }
     }
 }
 

@@ -5,11 +5,18 @@
 //! | version | envelope | cluster id     | body                                    |
 //! | 1 byte  | 1 byte   | 4 bytes, BE    | Message, then zero or more Update, each |
 //! |  = 1    |  0=plain |                | postcard-encoded, back to back          |
+//! |         |  1=XCP   |                |                                         |
 //! +---------+----------+----------------+-----------------------------------------+
 //! ```
-//! Envelope values other than 0 are reserved for authenticated encryption. Decoding is
-//! zero-copy (names and payloads borrow from the datagram) and never panics. See
-//! `docs/PROTOCOL.md` for every field and limit.
+//! Envelope 1 is an XChaCha20-Poly1305 frame, whose body is sealed (see `crypto.rs`);
+//! other envelope values are dropped. Decoding is zero-copy (names and payloads borrow from
+//! the datagram) and never panics. See `docs/PROTOCOL.md` for every field and limit.
+//!
+//! **The serde types below are the wire format.** postcard encodes an enum variant as its
+//! index and a struct's fields in declaration order, so reordering, inserting or removing a
+//! variant of [`Message`], [`Update`], [`SyncKind`], [`WireStatus`] or [`WireAddr`], or a
+//! field of one, changes the bytes on the wire. New variants go at the end, and only with a
+//! new [`VERSION`]. The golden frames in `wire/golden.rs` fail on any such change.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -37,6 +44,7 @@ pub const MAX_COUNTER: u32 = (1 << 31) - 1;
 /// Why a datagram was dropped. Each reason has its own counter in [`Stats`](crate::Stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum DropReason {
     /// Shorter than the frame header.
     Truncated,
@@ -65,7 +73,7 @@ impl core::fmt::Display for DropReason {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             DropReason::Truncated => "datagram shorter than a header",
-            DropReason::Oversized => "datagram longer than 1500 bytes",
+            DropReason::Oversized => return write!(f, "datagram longer than {MAX_DATAGRAM} bytes"),
             DropReason::Version => "unknown protocol version",
             DropReason::Envelope => "envelope this node cannot open",
             DropReason::Cluster => "another cluster's id",
@@ -444,5 +452,7 @@ impl<'b> Encoder<'b> {
     }
 }
 
+#[cfg(test)]
+mod golden;
 #[cfg(test)]
 mod tests;

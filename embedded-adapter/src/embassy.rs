@@ -3,8 +3,8 @@
 //!
 //! The application owns the node and lends it to the driver, which configures it in place.
 //! Build the node at compile time with [`Node::unconfigured`] in a `static` of its own, and
-//! the [`Resources`] (socket buffers) likewise: neither the node (15 KB for 32 members) nor
-//! the buffers are ever built or moved on the stack.
+//! the [`Resources`] (socket buffers) likewise: neither the node (its size is in the memory
+//! budget of `docs/ARCHITECTURE.md`) nor the buffers are ever built or moved on the stack.
 //!
 //! ```ignore
 //! static NODE: ConstStaticCell<Node<32, 64>> = ConstStaticCell::new(Node::unconfigured());

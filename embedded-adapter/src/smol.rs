@@ -3,8 +3,8 @@
 //! Works with any [`smoltcp::phy::Device`]: the driver only touches its socket in the
 //! application's [`SocketSet`]; the application owns the interface and polls it.
 //!
-//! The driver borrows the node rather than owning it, so the node (15 KB for 32 members)
-//! can live in a `static` built at compile time with [`Node::unconfigured`] and be
+//! The driver borrows the node rather than owning it, so the node (its size is in the
+//! memory budget of `docs/ARCHITECTURE.md`) can live in a `static` built at compile time with [`Node::unconfigured`] and be
 //! [configured](Node::configure) in place: it is never built, moved or copied on the stack.
 //!
 //! ```no_run

@@ -30,6 +30,7 @@
 
 pub mod agent;
 pub mod atomic_file;
+mod deadline;
 pub mod event;
 pub mod handler;
 pub mod keyring;

@@ -8,11 +8,10 @@ use rumor_std::{Agent, AgentConfig, AgentEvent, EventStream, HandleError, LeaveO
 
 /// The local profile at half the probe interval, LAN retransmissions (as `rumor demo`).
 fn fast() -> Config {
-    Config {
-        probe_interval: rumor_core::Duration::from_millis(500),
-        retransmit_mult: 4,
-        ..Config::local()
-    }
+    let mut config = Config::local();
+    config.probe_interval = rumor_core::Duration::from_millis(500);
+    config.retransmit_mult = 4;
+    config
 }
 
 async fn start(name: &str, role: &str) -> Agent {

@@ -16,23 +16,25 @@ use lb::{
     prelude, print_phases, wait_for,
 };
 use rumor_core::Status;
+use rumor_std::member::MemberInfo;
 use rumor_std::render::{
-    ApiReload, Applied, Applier, ApplyError, HaproxyBackend, Reload, RenderMember, RenderStats,
-    Renderer, Selection, Target, TemplateRenderer, TemplateSource, staged_path,
+    ApiReload, Applied, Applier, ApplyError, HaproxyBackend, Reload, RenderStats, Renderer,
+    Selection, Target, TemplateRenderer, TemplateSource, staged_path,
 };
 
 /// The lab's members: the balancer itself and one member per backend, tagged
 /// `role=backend port=<its port>`.
-fn members(backends: &[&Backend]) -> Vec<RenderMember> {
-    let mut out = vec![RenderMember {
+fn members(backends: &[&Backend]) -> Vec<MemberInfo> {
+    let mut out = vec![MemberInfo {
         name: "ha".into(),
         addr: "127.0.0.1:7946".parse().unwrap(),
         status: Status::Alive,
         tags: [("role".to_owned(), "balancer".to_owned())].into(),
+        incarnation: 0,
         local: true,
     }];
     for b in backends {
-        out.push(RenderMember {
+        out.push(MemberInfo {
             name: b.name.clone(),
             addr: SocketAddr::new(b.addr.ip(), 7946),
             status: Status::Alive,
@@ -41,6 +43,7 @@ fn members(backends: &[&Backend]) -> Vec<RenderMember> {
                 ("port".to_owned(), b.addr.port().to_string()),
             ]
             .into(),
+            incarnation: 0,
             local: false,
         });
     }
@@ -94,7 +97,7 @@ impl Lab {
     }
 
     /// Renders the first file with no reload, then starts HAProxy on it.
-    fn start(&self, renderer: Renderer, members: &[RenderMember]) -> Haproxy {
+    fn start(&self, renderer: Renderer, members: &[MemberInfo]) -> Haproxy {
         let mut first = Applier::new(self.target(renderer, Reload::None), Arc::default());
         assert!(matches!(first.apply(members), Ok(Applied::Changed { .. })));
         Haproxy::start(&self.dest, &self.pid_file, &self.sock)

@@ -34,11 +34,14 @@ pub enum ObsKind {
     JoinedCluster,
     /// [`Event::LeaveComplete`]: the observer finished leaving (`member` is its own name).
     LeaveComplete,
+    /// An event kind added to `rumor_core` (whose `Event` is `#[non_exhaustive]`) and not
+    /// classified here yet (`member` is the observer's name).
+    Other,
 }
 
 impl ObsKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ObsKind; 11] = [
+    pub const ALL: [ObsKind; 12] = [
         ObsKind::Joined,
         ObsKind::Updated,
         ObsKind::Suspected,
@@ -50,6 +53,7 @@ impl ObsKind {
         ObsKind::User,
         ObsKind::JoinedCluster,
         ObsKind::LeaveComplete,
+        ObsKind::Other,
     ];
 }
 
@@ -103,6 +107,7 @@ impl Observation {
             Event::User(user) => (ObsKind::User, user.name.as_str(), None),
             Event::Joined { via } => (ObsKind::JoinedCluster, observer_name, Some(*via)),
             Event::LeaveComplete => (ObsKind::LeaveComplete, observer_name, None),
+            _ => (ObsKind::Other, observer_name, None),
         }
     }
 }

@@ -54,6 +54,7 @@ pub struct Transmit {
 /// Why [`Node::join`] refused a seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum JoinError {
     /// More than [`MAX_SEEDS`] distinct seeds at once.
     TooManySeeds,
@@ -63,10 +64,10 @@ pub enum JoinError {
 
 impl core::fmt::Display for JoinError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            JoinError::TooManySeeds => "too many seeds (at most 8)",
-            JoinError::Unconfigured => "the node has no identity yet (call configure)",
-        })
+        match self {
+            JoinError::TooManySeeds => write!(f, "too many seeds (at most {MAX_SEEDS})"),
+            JoinError::Unconfigured => f.write_str("the node has no identity yet (call configure)"),
+        }
     }
 }
 
@@ -75,6 +76,7 @@ impl core::error::Error for JoinError {}
 /// Why [`Node::force_leave`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ForceLeaveError {
     /// No member has that name.
     UnknownMember,
@@ -140,6 +142,23 @@ struct Helping {
 /// `MEMBERS` is the capacity of the member table, the local node included; `UPDATES` the
 /// capacity of the dissemination queue. Nothing grows past them: see the crate docs for the
 /// driving contract, and [`size_of`](core::mem::size_of) for the exact footprint.
+///
+/// Its methods, by kind:
+///
+/// - **construction**: [`new`](Self::new); [`unconfigured`](Self::unconfigured) then
+///   [`configure`](Self::configure) for a node placed in a `static` before its identity is known.
+/// - **commands** (queue work; drain the outputs afterwards): [`join`](Self::join),
+///   [`leave`](Self::leave), [`force_leave`](Self::force_leave), [`set_tags`](Self::set_tags),
+///   [`send_user_event`](Self::send_user_event), [`set_keyring`](Self::set_keyring),
+///   [`set_plaintext`](Self::set_plaintext), [`keyring_mut`](Self::keyring_mut).
+/// - **inputs**: [`handle_datagram`](Self::handle_datagram),
+///   [`handle_timeout`](Self::handle_timeout).
+/// - **outputs** (drain after every input or command): [`poll_transmit`](Self::poll_transmit),
+///   [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout).
+/// - **queries** (no side effect): [`members`](Self::members), [`member`](Self::member),
+///   [`local`](Self::local), [`stats`](Self::stats), [`config`](Self::config),
+///   [`capacity`](Self::capacity), [`is_leaving`](Self::is_leaving),
+///   [`plaintext`](Self::plaintext), [`keyring`](Self::keyring), [`render`](Self::render).
 pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     config: Config,
     /// Slot 0 is the local node; the others are free or hold a member.
@@ -205,7 +224,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
     /// even itself) until configured.
     ///
     /// Every byte of it is zero, so such a `static` lands in `.bss` and costs no flash for
-    /// an initial image (14.7 KB for a 32-member node). The types are chosen for that: no
+    /// an initial image (its size is in `docs/ARCHITECTURE.md`, "Memory budget"). The types are chosen for that: no
     /// `Option` here keeps its `None` in a spare value of a field, and the config, seed and
     /// backoff stay zero until `configure` sets them. rumor-embedded's memory-budget
     /// script checks that the firmware's node is in `.bss`.

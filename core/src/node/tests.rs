@@ -139,8 +139,8 @@ fn node_fits_the_memory_budget() {
     let size = core::mem::size_of::<Node<32, 64>>();
     std::println!("size_of::<Node<32, 64>>() = {size}");
     std::println!(
-        "per member slot: {} bytes",
-        core::mem::size_of::<Option<crate::member::Slot>>()
+        "per member slot: {} bytes (+1 occupancy flag)",
+        core::mem::size_of::<crate::member::Slot>()
     );
     assert!(size <= 16 * 1024, "Node<32, 64> is {size} bytes");
 }

@@ -28,6 +28,7 @@ pub fn event(out: &mut impl Write, event: &Event) -> bool {
         Event::User(u) => writeln!(out, "event user {}", u.name),
         Event::Joined { .. } => writeln!(out, "event cluster-joined"),
         Event::LeaveComplete => writeln!(out, "event leave-complete"),
+        _ => writeln!(out, "event other"),
     };
     matches!(event, Event::LeaveComplete)
 }

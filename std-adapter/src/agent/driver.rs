@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rumor_core::{Event, Instant, MAX_DATAGRAM, Tags};
@@ -16,8 +16,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::AgentNode;
 use super::clock::Clock;
-use super::handle::{AgentStats, Command, LeaveOutcome};
+use super::command::{AgentStats, Command, DriverCounters, LeaveOutcome};
 use super::keys::KeyStore;
+use crate::deadline::earliest;
 use crate::event::{AgentEvent, UserEventInfo};
 use crate::member::MemberInfo;
 
@@ -28,13 +29,6 @@ const RECV_BUFFER: usize = 64 * 1024;
 /// Datagrams read from the socket before timers run, at most: bounds the time timers
 /// wait behind a flood.
 const PENDING_MAX: usize = 256;
-
-/// Counters the driver keeps beside the core's.
-#[derive(Debug, Default)]
-pub(crate) struct DriverCounters {
-    pub(crate) send_errors: AtomicU64,
-    pub(crate) recv_errors: AtomicU64,
-}
 
 /// A leave in progress.
 #[derive(Debug)]
@@ -187,12 +181,10 @@ impl Driver {
 
     /// The earliest of the node's deadline and the leave deadline.
     fn next_wake(&self) -> Option<Instant> {
-        let node = self.node.poll_timeout();
-        let leave = self.leaving.as_ref().map(|l| l.deadline);
-        match (node, leave) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(
+            self.node.poll_timeout(),
+            self.leaving.as_ref().map(|l| l.deadline),
+        )
     }
 
     fn command(&mut self, now: Instant, cmd: Command) {
@@ -346,6 +338,10 @@ impl Driver {
                     }
                 }
                 AgentEvent::LeaveComplete
+            }
+            other => {
+                tracing::debug!(event = ?other, "core event this agent does not report");
+                return;
             }
         };
         self.publish(event);

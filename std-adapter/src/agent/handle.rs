@@ -1,55 +1,17 @@
 //! The cloneable handle: commands go to the driver task over a channel, answers come back
 //! on a oneshot, events fan out on a broadcast channel.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rumor_core::{ForceLeaveError, JoinError, Stats, Status, TagError, Tags, UserEventError};
-use serde::{Deserialize, Serialize};
+use rumor_core::{ForceLeaveError, JoinError, TagError, Tags, UserEventError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::driver::DriverCounters;
+use super::command::{AgentStats, Command, DriverCounters, LeaveOutcome};
 use super::keys::{KeyChange, KeyringChangeError, KeyringView};
 use crate::event::AgentEvent;
 use crate::member::MemberInfo;
-
-/// A request to the driver task.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Members(oneshot::Sender<Vec<MemberInfo>>),
-    Join(Vec<SocketAddr>, oneshot::Sender<Result<(), JoinError>>),
-    Leave(oneshot::Sender<LeaveOutcome>),
-    ForceLeave(String, oneshot::Sender<Result<(), ForceLeaveError>>),
-    UserEvent {
-        name: String,
-        payload: Vec<u8>,
-        reply: oneshot::Sender<Result<(), UserEventError>>,
-    },
-    UpdateTags {
-        set: Vec<(String, String)>,
-        delete: Vec<String>,
-        reply: oneshot::Sender<Result<Tags, TagError>>,
-    },
-    Stats(oneshot::Sender<AgentStats>),
-    Keyring {
-        change: KeyChange,
-        reply: oneshot::Sender<Result<KeyringView, KeyringChangeError>>,
-    },
-}
-
-/// How a graceful leave ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LeaveOutcome {
-    /// The leave was gossiped to the cluster.
-    Complete,
-    /// The leave timeout ran out first; peers may see a failure instead.
-    TimedOut,
-    /// The agent had already stopped.
-    AlreadyStopped,
-}
 
 /// Why a handle call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,86 +44,6 @@ impl std::fmt::Display for HandleError {
 }
 
 impl std::error::Error for HandleError {}
-
-/// Counters and identity of a running agent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentStats {
-    /// The agent's own entry.
-    pub local: MemberInfo,
-    /// Lifeguard local health score (0 is healthy).
-    pub health: u64,
-    /// Member counts by status, the agent included.
-    pub members: BTreeMap<String, usize>,
-    /// The protocol's counters (datagrams, drops by reason, probes, ...).
-    pub protocol: BTreeMap<String, u64>,
-    /// Socket sends that failed.
-    pub send_errors: u64,
-    /// Socket receives that failed.
-    pub recv_errors: u64,
-    /// Keys in the keyring; 0 when encryption is off.
-    #[serde(default)]
-    pub keys: usize,
-    /// Milliseconds since the agent started.
-    pub uptime_ms: u64,
-}
-
-impl AgentStats {
-    /// Every counter of [`Stats`], by name.
-    pub fn protocol_counters(s: &Stats) -> BTreeMap<String, u64> {
-        let pairs = [
-            ("datagrams_received", s.datagrams_received),
-            ("datagrams_sent", s.datagrams_sent),
-            ("bytes_received", s.bytes_received),
-            ("bytes_sent", s.bytes_sent),
-            ("dropped", s.dropped()),
-            ("dropped_truncated", s.dropped_truncated),
-            ("dropped_oversized", s.dropped_oversized),
-            ("dropped_version", s.dropped_version),
-            ("dropped_envelope", s.dropped_envelope),
-            ("dropped_cluster", s.dropped_cluster),
-            ("dropped_malformed", s.dropped_malformed),
-            ("dropped_ignored", s.dropped_ignored),
-            ("dropped_unauthenticated", s.dropped_unauthenticated),
-            ("dropped_plaintext", s.dropped_plaintext),
-            ("probes", s.probes),
-            ("probes_failed", s.probes_failed),
-            ("indirect_probes", s.indirect_probes),
-            ("nacks_received", s.nacks_received),
-            ("suspicions", s.suspicions),
-            ("refutations", s.refutations),
-            ("failures", s.failures),
-            ("members_refused", s.members_refused),
-            ("members_evicted", s.members_evicted),
-            ("members_reaped", s.members_reaped),
-            ("updates_evicted", s.updates_evicted),
-            ("user_events", s.user_events),
-            ("user_events_lost", s.user_events_lost),
-            ("user_events_cut", s.user_events_cut),
-            ("user_events_stale", s.user_events_stale),
-            ("outbox_full", s.outbox_full),
-            ("events_lost", s.events_lost),
-            ("syncs_started", s.syncs_started),
-            ("sync_chunks_received", s.sync_chunks_received),
-            ("name_conflicts", s.name_conflicts),
-        ];
-        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-    }
-
-    /// Counts members by status name.
-    pub fn count_by_status<'a>(
-        members: impl Iterator<Item = Status> + 'a,
-    ) -> BTreeMap<String, usize> {
-        let mut counts: BTreeMap<String, usize> =
-            [Status::Alive, Status::Suspect, Status::Left, Status::Failed]
-                .into_iter()
-                .map(|s| (s.as_str().to_owned(), 0))
-                .collect();
-        for s in members {
-            *counts.entry(s.as_str().to_owned()).or_default() += 1;
-        }
-        counts
-    }
-}
 
 /// A cloneable handle to a running [`Agent`](super::Agent).
 #[derive(Clone, Debug)]

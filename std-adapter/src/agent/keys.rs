@@ -70,6 +70,7 @@ impl std::fmt::Display for KeyringChangeError {
                     KeyringError::Full => "; remove a key first",
                     KeyringError::NotInstalled => "; install it first",
                     KeyringError::IsPrimary => "; make another key primary first (--use)",
+                    _ => "",
                 };
                 write!(f, "{e}{hint}")
             }

@@ -1,8 +1,9 @@
-//! The agent: one tokio task that owns a [`Node`](rumor_core::Node) and a UDP socket, and a
+//! The agent: one tokio task that owns a [`Node`] and a UDP socket, and a
 //! cloneable [`Handle`] to talk to it.
 
 mod address;
 mod clock;
+mod command;
 mod driver;
 mod handle;
 mod keys;
@@ -17,10 +18,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use self::address::advertise_address;
-pub use self::handle::{AgentStats, EventStream, Handle, HandleError, LeaveOutcome};
+pub use self::command::{AgentStats, LeaveOutcome};
+pub use self::handle::{EventStream, Handle, HandleError};
 pub use self::keys::{KeyChange, KeyringChangeError, KeyringView};
 
-use self::driver::{Driver, DriverCounters};
+use self::command::DriverCounters;
+use self::driver::Driver;
 use self::keys::KeyStore;
 use crate::keyring::KeyringFile;
 use crate::member::MemberInfo;

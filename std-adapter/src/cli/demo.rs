@@ -27,11 +27,10 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// twice per node, so in a five-node cluster a join or a leave often misses a member until
 /// the next push-pull (see the rumor-std report on dissemination in small clusters).
 fn demo_profile() -> Config {
-    Config {
-        probe_interval: rumor_core::Duration::from_millis(500),
-        retransmit_mult: Config::lan().retransmit_mult,
-        ..Config::local()
-    }
+    let mut config = Config::local();
+    config.probe_interval = rumor_core::Duration::from_millis(500);
+    config.retransmit_mult = Config::lan().retransmit_mult;
+    config
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {

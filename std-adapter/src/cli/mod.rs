@@ -1,11 +1,11 @@
 //! The command line: verbs a Serf user recognises.
 
-mod agent_cmd;
-mod client_cmds;
+mod agent;
+mod client;
 mod demo;
-mod keys_cmd;
+mod keys;
 mod output;
-mod render_cmd;
+mod render;
 mod settings;
 
 use std::path::PathBuf;
@@ -69,25 +69,25 @@ enum Command {
     Demo(DemoArgs),
     /// Print what the render targets would render now, from the local agent's members
     /// (for debugging templates; nothing is written or reloaded).
-    Render(render_cmd::RenderArgs),
+    Render(render::RenderArgs),
 }
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Agent(a) => agent_cmd::run(*a),
+        Command::Agent(a) => agent::run(*a),
         Command::Demo(d) => demo::run(d),
-        Command::Members(a) => client_cmds::members(a),
-        Command::Join(a) => client_cmds::join(a),
-        Command::Leave(a) => client_cmds::leave(a),
-        Command::ForceLeave(a) => client_cmds::force_leave(a),
-        Command::Event(a) => client_cmds::event(a),
-        Command::Monitor(a) => client_cmds::monitor(a),
-        Command::Tags(a) => client_cmds::tags(a),
-        Command::Info(a) => client_cmds::info(a),
-        Command::Keygen => keys_cmd::keygen(),
-        Command::Keys(a) => keys_cmd::keys(a),
-        Command::Render(a) => render_cmd::run(a),
+        Command::Members(a) => client::members(a),
+        Command::Join(a) => client::join(a),
+        Command::Leave(a) => client::leave(a),
+        Command::ForceLeave(a) => client::force_leave(a),
+        Command::Event(a) => client::event(a),
+        Command::Monitor(a) => client::monitor(a),
+        Command::Tags(a) => client::tags(a),
+        Command::Info(a) => client::info(a),
+        Command::Keygen => keys::keygen(),
+        Command::Keys(a) => keys::keys(a),
+        Command::Render(a) => render::run(a),
     }
 }
 
@@ -247,6 +247,8 @@ pub(crate) struct JoinArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub(crate) wait: Duration,
     /// Seeds: HOST[:PORT] (port 7946 by default).
+    // This doc is clap's help text, where brackets are literal, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(required = true, value_name = "ADDR")]
     pub(crate) addrs: Vec<String>,
 }

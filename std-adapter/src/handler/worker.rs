@@ -11,6 +11,7 @@ use super::coalesce::Coalescer;
 use super::invoke::{self, Invocation, Outcome};
 use super::{HandlerSettings, HandlerSpec, HandlerStats};
 use crate::agent::{EventStream, Handle};
+use crate::deadline::sleep_until;
 use crate::event::AgentEvent;
 use crate::member::MemberInfo;
 
@@ -104,12 +105,6 @@ impl Worker {
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
     }
 }
 

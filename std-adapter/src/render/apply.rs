@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::select::RenderMember;
 use super::{RenderStats, Target, command};
+use crate::member::MemberInfo;
 
 /// What an apply did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Applier {
 
     /// Renders `members` and, if the bytes changed, stages, checks, installs and reloads
     /// them. Failures are counted and leave the previous file live; the next call retries.
-    pub fn apply(&mut self, members: &[RenderMember]) -> Result<Applied, ApplyError> {
+    pub fn apply(&mut self, members: &[MemberInfo]) -> Result<Applied, ApplyError> {
         RenderStats::bump(&self.stats.renders);
         let result = self.try_apply(members);
         match &result {
@@ -103,7 +103,7 @@ impl Applier {
         result
     }
 
-    fn try_apply(&mut self, members: &[RenderMember]) -> Result<Applied, ApplyError> {
+    fn try_apply(&mut self, members: &[MemberInfo]) -> Result<Applied, ApplyError> {
         let text = self
             .target
             .renderer

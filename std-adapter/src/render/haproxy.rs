@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use super::RenderError;
-use super::select::{RenderMember, Selection};
+use super::select::Selection;
+use crate::member::MemberInfo;
 
 /// Renders a whole HAProxy config: a fixed prelude (global, defaults, frontends, copied
 /// verbatim) and then
@@ -46,7 +47,7 @@ impl Default for HaproxyBackend {
 
 impl HaproxyBackend {
     /// Renders the config for `members` (every member; the selection is applied here).
-    pub fn render_members(&self, members: &[RenderMember]) -> Result<String, RenderError> {
+    pub fn render_members(&self, members: &[MemberInfo]) -> Result<String, RenderError> {
         let mut out = self.prelude.clone();
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');

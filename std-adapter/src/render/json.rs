@@ -1,10 +1,11 @@
 //! The `json` renderer: the selected members as a JSON array, for other tools.
 
 use super::RenderError;
-use super::select::{RenderMember, Selection};
+use super::select::Selection;
+use crate::member::MemberInfo;
 
 /// Renders the selected members as a pretty-printed JSON array sorted by name, each
-/// `{"name", "addr", "status", "tags", "local"}`, with a final newline.
+/// member as in `rumor members --format json` ([`MemberInfo`]), with a final newline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsonRenderer {
     /// Which members to list.
@@ -21,8 +22,8 @@ impl Default for JsonRenderer {
 
 impl JsonRenderer {
     /// Renders the JSON for `members` (every member; the selection is applied here).
-    pub fn render_members(&self, members: &[RenderMember]) -> Result<String, RenderError> {
-        let selected: Vec<&RenderMember> = self.selection.apply(members).collect();
+    pub fn render_members(&self, members: &[MemberInfo]) -> Result<String, RenderError> {
+        let selected: Vec<&MemberInfo> = self.selection.apply(members).collect();
         let mut text =
             serde_json::to_string_pretty(&selected).map_err(|e| RenderError(e.to_string()))?;
         text.push('\n');

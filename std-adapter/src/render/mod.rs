@@ -5,7 +5,7 @@
 //! - Renderers implement [`rumor_core::Render`]: [`HaproxyBackend`] (a `backend` section
 //!   with one `server` line per member tagged `role=backend`), [`TemplateRenderer`]
 //!   (Handlebars, so the lab's `haproxy.cfg.hb` works) and [`JsonRenderer`]. Each also
-//!   renders an owned member snapshot ([`RenderMember`]), which is what the agent and
+//!   renders an owned member snapshot ([`MemberInfo`](crate::member::MemberInfo)), which is what the agent and
 //!   `rumor render --once` use.
 //! - [`Applier`] runs one [`Target`]'s pipeline: render, skip when the bytes did not
 //!   change, write a staged file next to the destination, run the check command
@@ -42,7 +42,7 @@ pub use self::haproxy::HaproxyBackend;
 pub use self::json::JsonRenderer;
 pub use self::reload::{ApiReload, Reload};
 pub use self::runtime_api::{Endpoint, LiveServer, RuntimeApi, SyncReport};
-pub use self::select::{RenderMember, Selection, Server, collect_members, from_infos, server_name};
+pub use self::select::{Selection, Server, collect_members, server_name, sorted_by_name};
 pub use self::spec::RenderSpec;
 pub use self::template::{TemplateRenderer, TemplateSource};
 pub use self::worker::RenderTargets;
@@ -72,7 +72,10 @@ pub enum Renderer {
 
 impl Renderer {
     /// Renders `members` (every member: the renderer applies its own selection).
-    pub fn render_members(&self, members: &[RenderMember]) -> Result<String, RenderError> {
+    pub fn render_members(
+        &self,
+        members: &[crate::member::MemberInfo],
+    ) -> Result<String, RenderError> {
         match self {
             Renderer::Haproxy(r) => r.render_members(members),
             Renderer::Template(r) => r.render_members(members),

@@ -1,65 +1,22 @@
 //! Which members a render target shows, and the owned view of a member that renderers
 //! and the HAProxy runtime API work from.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use rumor_core::{Member, Members, Status};
-use serde::Serialize;
+use rumor_core::{Members, Status};
 
-use crate::member::{MemberInfo, tags_to_map};
-
-/// One member as a renderer sees it: detached from the node, so the same renderer works on
-/// a live node's [`Members`] and on a `rumor members` snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RenderMember {
-    /// Unique name.
-    pub name: String,
-    /// Gossip address (IP and gossip port).
-    pub addr: SocketAddr,
-    /// `alive`, `suspect`, `left` or `failed`.
-    #[serde(with = "crate::member::status_str")]
-    pub status: Status,
-    /// Tags, sorted by key.
-    pub tags: BTreeMap<String, String>,
-    /// True for the rendering node itself.
-    pub local: bool,
-}
-
-impl From<&Member<'_>> for RenderMember {
-    fn from(m: &Member<'_>) -> Self {
-        RenderMember {
-            name: m.name().to_owned(),
-            addr: m.addr(),
-            status: m.status(),
-            tags: tags_to_map(m.tags()),
-            local: m.is_local(),
-        }
-    }
-}
-
-impl From<&MemberInfo> for RenderMember {
-    fn from(m: &MemberInfo) -> Self {
-        RenderMember {
-            name: m.name.clone(),
-            addr: m.addr,
-            status: m.status,
-            tags: m.tags.clone(),
-            local: m.local,
-        }
-    }
-}
+use crate::member::MemberInfo;
 
 /// Copies a node's member view, sorted by name.
-pub fn collect_members(members: Members<'_>) -> Vec<RenderMember> {
-    let mut out: Vec<RenderMember> = members.map(|m| RenderMember::from(&m)).collect();
+pub fn collect_members(members: Members<'_>) -> Vec<MemberInfo> {
+    let mut out: Vec<MemberInfo> = members.map(|m| MemberInfo::from_member(&m)).collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
-/// Copies a member snapshot, sorted by name.
-pub fn from_infos(members: &[MemberInfo]) -> Vec<RenderMember> {
-    let mut out: Vec<RenderMember> = members.iter().map(RenderMember::from).collect();
+/// A copy of a member snapshot, sorted by name.
+pub fn sorted_by_name(members: &[MemberInfo]) -> Vec<MemberInfo> {
+    let mut out = members.to_vec();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
@@ -100,7 +57,7 @@ impl Selection {
     }
 
     /// True if `m` passes the tag and status filters.
-    pub fn matches(&self, m: &RenderMember) -> bool {
+    pub fn matches(&self, m: &MemberInfo) -> bool {
         self.statuses.contains(&m.status)
             && self
                 .tags
@@ -111,13 +68,13 @@ impl Selection {
     /// The selected members of `members`, in their order.
     pub fn apply<'a>(
         &'a self,
-        members: &'a [RenderMember],
-    ) -> impl Iterator<Item = &'a RenderMember> + 'a {
+        members: &'a [MemberInfo],
+    ) -> impl Iterator<Item = &'a MemberInfo> + 'a {
         members.iter().filter(|m| self.matches(m))
     }
 
     /// The service port of `m`: its port tag, else the default port.
-    pub fn port(&self, m: &RenderMember) -> Option<u16> {
+    pub fn port(&self, m: &MemberInfo) -> Option<u16> {
         m.tags
             .get(&self.port_tag)
             .and_then(|p| p.trim().parse().ok())
@@ -126,7 +83,7 @@ impl Selection {
 
     /// The load-balancer servers for `members`: one per selected member with a port,
     /// sorted by name.
-    pub fn servers(&self, members: &[RenderMember]) -> Vec<Server> {
+    pub fn servers(&self, members: &[MemberInfo]) -> Vec<Server> {
         let mut out: Vec<Server> = self
             .apply(members)
             .filter_map(|m| {
@@ -179,8 +136,8 @@ pub(crate) mod tests {
     use super::*;
 
     /// A member for tests: `tags` as `k=v` strings.
-    pub(crate) fn member(name: &str, ip: &str, status: Status, tags: &[&str]) -> RenderMember {
-        RenderMember {
+    pub(crate) fn member(name: &str, ip: &str, status: Status, tags: &[&str]) -> MemberInfo {
+        MemberInfo {
             name: name.to_owned(),
             addr: SocketAddr::new(ip.parse().unwrap(), 7946),
             status,
@@ -191,6 +148,7 @@ pub(crate) mod tests {
                     (k.to_owned(), v.to_owned())
                 })
                 .collect(),
+            incarnation: 0,
             local: false,
         }
     }

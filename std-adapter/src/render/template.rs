@@ -6,7 +6,8 @@ use handlebars::Handlebars;
 use serde_json::{Value, json};
 
 use super::RenderError;
-use super::select::{RenderMember, Selection, server_name};
+use super::select::{Selection, server_name};
+use crate::member::MemberInfo;
 
 /// Where the template text comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +54,7 @@ pub struct TemplateRenderer {
 
 impl TemplateRenderer {
     /// Renders the template for `members` (every member; the selection is applied here).
-    pub fn render_members(&self, members: &[RenderMember]) -> Result<String, RenderError> {
+    pub fn render_members(&self, members: &[MemberInfo]) -> Result<String, RenderError> {
         let text = match &self.source {
             TemplateSource::Inline(t) => t.clone(),
             TemplateSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
@@ -68,8 +69,8 @@ impl TemplateRenderer {
     }
 
     /// The data the template sees (documented on the type).
-    pub fn context(&self, members: &[RenderMember]) -> Value {
-        let selected: Vec<&RenderMember> = self.selection.apply(members).collect();
+    pub fn context(&self, members: &[MemberInfo]) -> Value {
+        let selected: Vec<&MemberInfo> = self.selection.apply(members).collect();
         let local = members
             .iter()
             .find(|m| m.local)
@@ -84,7 +85,7 @@ impl TemplateRenderer {
         })
     }
 
-    fn member_value(&self, m: &RenderMember) -> Value {
+    fn member_value(&self, m: &MemberInfo) -> Value {
         let port = self.selection.port(m);
         json!({
             "name": m.name,
@@ -115,7 +116,7 @@ mod tests {
         }
     }
 
-    fn lab_members() -> Vec<RenderMember> {
+    fn lab_members() -> Vec<MemberInfo> {
         let mut ha = member("ha", "192.168.42.42", Status::Alive, &["role=balancer"]);
         ha.local = true;
         vec![

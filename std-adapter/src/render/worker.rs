@@ -9,9 +9,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
 use super::apply::{Applied, Applier};
-use super::select::from_infos;
+use super::select::sorted_by_name;
 use super::{RenderStats, Target};
 use crate::agent::{EventStream, Handle};
+use crate::deadline::{earliest, sleep_until};
 use crate::event::AgentEvent;
 
 /// First wait before retrying a failed apply; doubled up to [`RETRY_MAX`].
@@ -86,10 +87,7 @@ impl Worker {
             let due = pending
                 .map(|(first, last)| (last + self.quiet).min(first + self.max_wait))
                 .map(|d| self.hold_until.map_or(d, |h| d.max(h)));
-            let due = match (due, retry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let due = earliest(due, retry);
             tokio::select! {
                 event = self.events.next() => match event {
                     None => break,
@@ -118,7 +116,7 @@ impl Worker {
     /// Applies the current membership: `Some(true)` on success or no change, `Some(false)`
     /// on a failure, `None` once the agent has stopped.
     async fn apply(&mut self) -> Option<bool> {
-        let members = from_infos(&self.handle.members().await.ok()?);
+        let members = sorted_by_name(&self.handle.members().await.ok()?);
         let mut applier = self.applier.take()?;
         let (applier, result) = tokio::task::spawn_blocking(move || {
             let r = applier.apply(&members);
@@ -142,11 +140,5 @@ impl Worker {
                 Some(false)
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use rumor_std::render::from_infos;
+use rumor_std::render::sorted_by_name;
 use rumor_std::rpc::{RpcClient, RpcCommand};
 
 use super::settings::{file_render_specs, render_targets};
@@ -42,7 +42,7 @@ pub(crate) fn run(args: RenderArgs) -> Result<(), CliError> {
         let mut client = RpcClient::connect(&rpc.rpc_addr, rpc.rpc_token.clone()).await?;
         client.call(RpcCommand::Members).await
     })?;
-    let members = from_infos(&members.members.unwrap_or_default());
+    let members = sorted_by_name(&members.members.unwrap_or_default());
     let mut failed = 0;
     for t in &targets {
         if targets.len() > 1 {

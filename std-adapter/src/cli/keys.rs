@@ -6,7 +6,7 @@ use rumor_core::Plaintext;
 use rumor_std::keyring::{encode_key, generate_key, parse_key};
 use rumor_std::rpc::{KeyOp, KeyText, KeyringInfo, RpcCommand};
 
-use super::client_cmds::call;
+use super::client::call;
 use super::{CliError, Format, KeysArgs};
 
 /// Prints a new key.
