@@ -161,7 +161,8 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     timers: Timers,
     join: Join,
     phase: Phase,
-    /// Claims of our name from another address that we refuted; the second one is a conflict.
+    /// Claims of our name from another address; only the first is refuted (a previous
+    /// life's record), the others are a name conflict.
     foreign_claims: u8,
     /// Keys and nonce state when encryption is on.
     sealer: Option<Sealer>,
@@ -169,6 +170,9 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     plaintext: Plaintext,
     /// Fingerprints of recently refused newcomers, so each is reported once.
     refused: heapless::Deque<u32, 16>,
+    /// Fingerprints of recent name conflicts (name and other address), so each is
+    /// reported once.
+    conflicts: heapless::Deque<u32, 8>,
 }
 
 impl<const M: usize, const U: usize> core::fmt::Debug for Node<M, U> {
@@ -231,6 +235,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             sealer: None,
             plaintext: Plaintext::Refuse,
             refused: heapless::Deque::new(),
+            conflicts: heapless::Deque::new(),
         }
     }
 
@@ -281,6 +286,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.sealer = None;
         self.plaintext = Plaintext::Refuse;
         self.refused.clear();
+        self.conflicts.clear();
         Ok(())
     }
 
@@ -300,7 +306,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             self.table.set_status(0, Status::Alive);
             let local = self.local_mut();
             local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
-            self.queue.push(Subject::Member(0));
+            self.broadcast(Subject::Member(0));
         }
         if seed == self.local_slot().addr || self.join.seeds.contains(&seed) {
             return Ok(());
@@ -318,7 +324,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.join.backoff = self.config.join_retry_initial;
         self.timers.join = Some(now);
         // Spread our own arrival too, not only through the seed.
-        self.queue.push(Subject::Member(0));
+        self.broadcast(Subject::Member(0));
         Ok(())
     }
 
@@ -367,7 +373,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         let local = self.local_mut();
         local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
         local.since = now;
-        self.queue.push(Subject::Member(0));
+        self.broadcast(Subject::Member(0));
         self.check_leave_complete();
     }
 
@@ -380,7 +386,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         }
         local.tags = tags;
         local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
-        self.queue.push(Subject::Member(0));
+        self.broadcast(Subject::Member(0));
     }
 
     /// Sends a user event to every member. It is also delivered locally through
@@ -575,10 +581,11 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         Some(slot)
     }
 
-    /// Name of the member in slot `i` or, if that slot is gone, the local name.
-    fn name_of(&self, i: Option<u16>) -> &Name {
+    /// Name of the member in slot `i` or, if there is none (an anonymous accusation, or
+    /// the accuser was forgotten), `or`.
+    fn name_of<'a>(&'a self, i: Option<u16>, or: &'a Name) -> &'a Name {
         i.and_then(|i| self.table.get(usize::from(i)))
-            .map_or(&self.local_slot().name, |s| &s.name)
+            .map_or(or, |s| &s.name)
     }
 
     fn check_leave_complete(&mut self) {
@@ -595,5 +602,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_counters;
 #[cfg(test)]
 mod tests_encrypt;

@@ -141,6 +141,8 @@ impl AgentStats {
             ("syncs_started", s.syncs_started),
             ("sync_chunks_received", s.sync_chunks_received),
             ("name_conflicts", s.name_conflicts),
+            ("ltimes_too_far", s.ltimes_too_far),
+            ("incarnations_too_far", s.incarnations_too_far),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
