@@ -3,15 +3,18 @@
 //!
 //! | claim about X   | accepted when                                   | result          |
 //! |-----------------|-------------------------------------------------|-----------------|
-//! | alive(inc)      | X unknown, or inc > known inc                   | Alive           |
+//! | alive(inc)      | X unknown, or inc > known inc (and X's known address while X is live) | Alive |
+//! | alive(inc)      | X live, inc > known inc, another address        | name conflict   |
 //! | suspect(inc)    | X alive with inc >= known, or suspect at a lower inc | Suspect    |
 //! | suspect(inc)    | X suspect at the same inc                       | + confirmation  |
 //! | failed(inc)     | X suspect with inc >= known                     | Failed          |
 //! | failed(inc)     | X alive with inc >= known                       | Suspect, shortest timeout |
 //! | left(inc)       | X not left and inc >= known                     | Left            |
 //!
-//! A claim about the local node that contradicts it (suspect, failed, left, or alive with
-//! other data at an incarnation not below ours) is refuted with a higher incarnation.
+//! A claim more than `INCARNATION_WINDOW` above the known incarnation is ignored. A claim
+//! about the local node that contradicts it (suspect, failed, left, or alive with other data
+//! at an incarnation not below ours) is refuted with a higher incarnation, except an alive
+//! from another address after the first (a name conflict). See `docs/PROTOCOL.md`.
 
 use core::net::SocketAddr;
 
