@@ -13,6 +13,9 @@ pub(crate) enum Subject {
     User(u8),
 }
 
+/// The local node's own state: never evicted.
+const LOCAL: Subject = Subject::Member(0);
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     pub(crate) subject: Subject,
@@ -33,7 +36,9 @@ impl<const U: usize> Queue<U> {
     }
 
     /// Queues `subject` as news (sent zero times). Returns true when a full queue had to
-    /// drop its most-sent entry to make room.
+    /// drop an entry: its most-sent one, but never the local node's own state
+    /// ([`Subject::Member`] of slot 0: a refutation or a leave must go out), which is
+    /// queued whatever else is dropped for it.
     pub(crate) fn push(&mut self, subject: Subject) -> bool {
         if let Some(e) = self.entries.iter_mut().find(|e| e.subject == subject) {
             e.transmits = 0;
@@ -50,6 +55,7 @@ impl<const U: usize> Queue<U> {
                     .entries
                     .iter()
                     .enumerate()
+                    .filter(|(_, e)| e.subject != LOCAL)
                     .max_by_key(|(_, e)| e.transmits)
                     .map(|(i, _)| i);
                 if let Some(i) = worst {
@@ -150,5 +156,28 @@ mod tests {
         assert_eq!(q.get(0).unwrap().transmits, 0);
         q.retire(1);
         assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn full_queue_keeps_the_local_state_however_often_it_was_sent() {
+        let mut q: Queue<2> = Queue::new();
+        q.push(LOCAL);
+        for _ in 0..5 {
+            q.sent(0);
+        }
+        for m in 1..10 {
+            q.push(Subject::Member(m));
+            assert!(q.contains(LOCAL), "after member {m}");
+        }
+        // A full queue of others makes room for it.
+        let mut q: Queue<1> = Queue::new();
+        q.push(Subject::Member(1));
+        assert!(q.push(LOCAL));
+        assert!(q.contains(LOCAL));
+        assert!(
+            q.push(Subject::Member(2)),
+            "the newcomer is dropped instead"
+        );
+        assert!(q.contains(LOCAL) && !q.contains(Subject::Member(2)));
     }
 }

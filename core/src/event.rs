@@ -62,9 +62,10 @@ pub enum Event {
         /// The newcomer's address.
         addr: SocketAddr,
     },
-    /// Another live node keeps claiming this node's name from another address.
+    /// A name is claimed from another address while this node holds it live (its own name,
+    /// or a member's): the claim was not applied. Reported once per name and address.
     NameConflict {
-        /// The contested name (this node's).
+        /// The contested name.
         name: Name,
         /// The other claimant's address.
         other: SocketAddr,

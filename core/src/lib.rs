@@ -108,5 +108,6 @@ pub use tags::{TAG_KEY_MAX, TAGS_MAX, TagError, Tags};
 pub use time::{Duration, Instant};
 pub use user_event::{USER_EVENT_NAME_MAX, USER_PAYLOAD_MAX, UserEvent, UserEventError};
 pub use wire::{
-    DropReason, ENVELOPE_PLAIN, HEADER_LEN, MAX_COUNTER, MAX_DATAGRAM, MIN_DATAGRAM, VERSION,
+    DropReason, ENVELOPE_PLAIN, HEADER_LEN, INCARNATION_WINDOW, LTIME_WINDOW, MAX_COUNTER,
+    MAX_DATAGRAM, MIN_DATAGRAM, VERSION,
 };

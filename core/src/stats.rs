@@ -92,6 +92,12 @@ pub struct Stats {
     pub probes_graced: u64,
     /// Name conflicts detected.
     pub name_conflicts: u64,
+    /// User events and push-pull clocks ignored for a Lamport time more than
+    /// [`LTIME_WINDOW`](crate::LTIME_WINDOW) ahead of this node's clock.
+    pub ltimes_too_far: u64,
+    /// Claims ignored for an incarnation more than
+    /// [`INCARNATION_WINDOW`](crate::INCARNATION_WINDOW) above the one this node knows.
+    pub incarnations_too_far: u64,
     /// Current local health score (0 is healthy).
     pub health_score: u64,
 }
@@ -136,6 +142,8 @@ impl Stats {
         updates_unknown: 0,
         probes_graced: 0,
         name_conflicts: 0,
+        ltimes_too_far: 0,
+        incarnations_too_far: 0,
         health_score: 0,
     };
 

@@ -2,6 +2,7 @@
 //! delivered once per node.
 
 use crate::name::Name;
+use crate::wire::{LTIME_WINDOW, MAX_COUNTER};
 
 /// Longest user event name, in bytes.
 pub const USER_EVENT_NAME_MAX: usize = 32;
@@ -87,7 +88,8 @@ fn fingerprint(e: &UserEvent) -> u32 {
 /// and nothing is replayed by push-pull (receivers could not judge it either).
 #[derive(Debug)]
 pub(crate) struct UserEvents {
-    /// Next Lamport time to stamp (always above every time seen).
+    /// Next Lamport time to stamp: above every time seen, or [`MAX_COUNTER`] once there
+    /// (it never goes past, so every clock this node sends is valid on the wire).
     pub(crate) clock: u32,
     /// Events older than this were sent before we joined and are not replayed.
     floor: u32,
@@ -147,11 +149,17 @@ impl UserEvents {
         self.oldest = 0;
     }
 
-    /// Witnesses a remote clock value (Lamport receive rule).
+    /// Witnesses a remote clock value (Lamport receive rule), stopping at [`MAX_COUNTER`].
     pub(crate) fn witness(&mut self, ltime: u32) {
         if ltime >= self.clock {
-            self.clock = ltime.saturating_add(1);
+            self.clock = ltime.saturating_add(1).min(MAX_COUNTER);
         }
+    }
+
+    /// True when `ltime` is more than [`LTIME_WINDOW`] ahead of the clock: a running node
+    /// does not take it in (see `docs/PROTOCOL.md`, counters).
+    pub(crate) fn too_far(&self, ltime: u32) -> bool {
+        ltime.saturating_sub(self.clock) > LTIME_WINDOW
     }
 
     /// Catches up with a peer's clock (the next time it would stamp).
@@ -232,10 +240,10 @@ impl UserEvents {
         }
     }
 
-    /// Stamps a local event with the next Lamport time.
+    /// Stamps a local event with the next Lamport time (at the cap, the cap again).
     pub(crate) fn stamp(&mut self) -> u32 {
         let t = self.clock;
-        self.clock = self.clock.saturating_add(1);
+        self.clock = self.clock.saturating_add(1).min(MAX_COUNTER);
         t
     }
 

@@ -40,6 +40,12 @@ pub const MIN_DATAGRAM: usize = 256;
 /// zero one step at a time and never get near it; a bigger value is absurd and dropped, so a
 /// node can always refute with a higher one.
 pub const MAX_COUNTER: u32 = (1 << 31) - 1;
+/// How far ahead of the local Lamport clock a user event or push-pull clock may be and still
+/// be taken in by a running node; further ahead it is ignored (`Stats::ltimes_too_far`).
+pub const LTIME_WINDOW: u32 = 1 << 16;
+/// How far above the incarnation a node knows for a member a claim about that member may
+/// be and still be applied; further above it is ignored (`Stats::incarnations_too_far`).
+pub const INCARNATION_WINDOW: u32 = 1 << 16;
 
 /// Why a datagram was dropped. Each reason has its own counter in [`Stats`](crate::Stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +106,20 @@ impl From<SocketAddr> for WireAddr {
             IpAddr::V4(ip) => WireAddr::V4(ip.octets(), a.port()),
             IpAddr::V6(ip) => WireAddr::V6(ip.octets(), a.port()),
         }
+    }
+}
+
+impl WireAddr {
+    /// The address and port as bytes (IPv4 or IPv6 octets, then the port, big-endian).
+    pub(crate) fn bytes(&self) -> heapless::Vec<u8, 18> {
+        let (ip, port): (&[u8], u16) = match self {
+            WireAddr::V4(ip, port) => (ip, *port),
+            WireAddr::V6(ip, port) => (ip, *port),
+        };
+        let mut v = heapless::Vec::new();
+        let _ = v.extend_from_slice(ip);
+        let _ = v.extend_from_slice(&port.to_be_bytes());
+        v
     }
 }
 

@@ -63,7 +63,8 @@ pub enum AgentEvent {
         /// The newcomer's address.
         addr: SocketAddr,
     },
-    /// Another node keeps claiming this node's name from another address.
+    /// A name is claimed from another address while the agent holds it live (its own
+    /// name, or a member's): the claim was not applied. Reported once per name and address.
     NameConflict {
         /// The contested name.
         name: String,

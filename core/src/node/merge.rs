@@ -3,15 +3,18 @@
 //!
 //! | claim about X   | accepted when                                   | result          |
 //! |-----------------|-------------------------------------------------|-----------------|
-//! | alive(inc)      | X unknown, or inc > known inc                   | Alive           |
+//! | alive(inc)      | X unknown, or inc > known inc (and X's known address while X is live) | Alive |
+//! | alive(inc)      | X live, inc > known inc, another address        | name conflict   |
 //! | suspect(inc)    | X alive with inc >= known, or suspect at a lower inc | Suspect    |
 //! | suspect(inc)    | X suspect at the same inc                       | + confirmation  |
 //! | failed(inc)     | X suspect with inc >= known                     | Failed          |
 //! | failed(inc)     | X alive with inc >= known                       | Suspect, shortest timeout |
 //! | left(inc)       | X not left and inc >= known                     | Left            |
 //!
-//! A claim about the local node that contradicts it (suspect, failed, left, or alive with
-//! other data at an incarnation not below ours) is refuted with a higher incarnation.
+//! A claim more than `INCARNATION_WINDOW` above the known incarnation is ignored. A claim
+//! about the local node that contradicts it (suspect, failed, left, or alive with other data
+//! at an incarnation not below ours) is refuted with a higher incarnation, except an alive
+//! from another address after the first (a name conflict). See `docs/PROTOCOL.md`.
 
 use core::net::SocketAddr;
 
@@ -23,7 +26,7 @@ use crate::suspicion::{Suspicion, fingerprint, min_timeout};
 use crate::tags::Tags;
 use crate::time::Instant;
 use crate::user_event::UserEvent;
-use crate::wire::{MAX_COUNTER, Update, WireStatus};
+use crate::wire::{INCARNATION_WINDOW, MAX_COUNTER, Update, WireStatus};
 
 impl<const M: usize, const U: usize> Node<M, U> {
     /// Applies one validated update. In a push-pull state, a failure is only taken as a
@@ -41,8 +44,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 incarnation,
                 from,
             } => {
-                let accuser = self.find(from).map(|i| i as u16);
-                self.merge_suspect(now, name, incarnation, fingerprint(from), accuser);
+                if from == name {
+                    // Anonymous (see `update_for`): starts a suspicion, confirms nothing.
+                    self.merge_suspect(now, name, incarnation, 0, None);
+                } else {
+                    let accuser = self.find(from).map(|i| i as u16);
+                    self.merge_suspect(now, name, incarnation, fingerprint(from), accuser);
+                }
             }
             Update::Failed { name, incarnation } => self.merge_failed(now, name, incarnation),
             Update::Left { name, incarnation } => self.merge_left(now, name, incarnation),
@@ -59,6 +67,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 ) else {
                     return;
                 };
+                if self.user.too_far(ltime) {
+                    self.stats.ltimes_too_far += 1;
+                    return;
+                }
                 self.accept_user_event(UserEvent {
                     origin,
                     ltime,
@@ -89,12 +101,16 @@ impl<const M: usize, const U: usize> Node<M, U> {
         };
         if name == self.local_slot().name.as_str() {
             let local = self.local_slot();
-            let differs = addr != local.addr || tags != local.tags;
-            if inc > local.incarnation || (inc == local.incarnation && differs) {
-                if addr != local.addr {
-                    self.foreign_claim(addr);
+            let (known, differs) = (local.incarnation, addr != local.addr || tags != local.tags);
+            let at = local.addr;
+            if (inc > known || (inc == known && differs)) && !self.too_far(known, inc) {
+                if addr == at || self.first_foreign_claim() {
+                    self.refute(inc);
+                } else {
+                    // Another live node keeps claiming our name: report it, do not race.
+                    let name = self.local_slot().name.clone();
+                    self.name_conflict(name, addr);
                 }
-                self.refute(inc);
             }
             return;
         }
@@ -102,16 +118,31 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.insert(now, name, inc, addr, tags);
             return;
         };
-        let Some(s) = self.table.get_mut(i) else {
+        let Some(s) = self.table.get(i) else {
             return;
         };
-        if inc <= s.incarnation {
-            if inc < s.incarnation && s.status == Status::Left {
+        let (known, status) = (s.incarnation, s.status);
+        if inc <= known {
+            if inc < known && status == Status::Left {
                 // A stale claim that a member that left is alive: tell the sender otherwise.
                 self.correct(i);
             }
             return;
         }
+        if status.is_live() && s.addr != addr {
+            // A live member keeps its address (memberlist does the same): the claim is a
+            // second process with its name, or the member restarted elsewhere and takes
+            // its name back once this record has failed or left.
+            let name = s.name.clone();
+            self.name_conflict(name, addr);
+            return;
+        }
+        if self.too_far(known, inc) {
+            return;
+        }
+        let Some(s) = self.table.get_mut(i) else {
+            return;
+        };
         let was_live = s.status.is_live();
         let changed = s.addr != addr || s.tags != tags;
         s.incarnation = inc;
@@ -191,9 +222,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
     /// Gossips what we know of slot `i` again, for a peer whose claim showed it missed it.
     /// Only when the news is no longer queued, so stale claims cannot reset it forever.
     ///
-    /// Only for members that left: a leave is the member's own word and final. A failure is
-    /// an opinion that a refutation may be overturning right now (after a partition heals,
-    /// re-spreading old failures made hundreds of false ones in the simulator).
+    /// Only for members that left (a leave is the member's own word and final) and for the
+    /// local node's own state. A failure is an opinion that a refutation may be overturning
+    /// right now (after a partition heals, re-spreading old failures made hundreds of false
+    /// ones in the simulator).
     fn correct(&mut self, i: usize) {
         let subject = Subject::Member(i as u16);
         if !self.queue.contains(subject) {
@@ -203,27 +235,40 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     fn refuse(&mut self, name: crate::name::Name, addr: SocketAddr) {
         self.stats.members_refused += 1;
-        let fp = fingerprint(&name);
-        if self.refused.iter().any(|&r| r == fp) {
-            return;
+        if first_report(&mut self.refused, fingerprint(&name)) {
+            self.push_event(Event::MemberRefused { name, addr });
         }
-        if self.refused.is_full() {
-            self.refused.pop_front();
-        }
-        let _ = self.refused.push_back(fp);
-        self.push_event(Event::MemberRefused { name, addr });
     }
 
-    /// Someone else claims our name from `addr`. A restarted node refutes its previous
-    /// life's record once; a second claim from another address means two live nodes share
-    /// the name.
-    fn foreign_claim(&mut self, addr: SocketAddr) {
+    /// Someone else claims our name from another address. True the first time: a
+    /// restarted node refutes its previous life's record once; after that, claims from
+    /// another address mean two live nodes share the name.
+    fn first_foreign_claim(&mut self) -> bool {
         self.foreign_claims = self.foreign_claims.saturating_add(1);
-        if self.foreign_claims >= 2 {
+        self.foreign_claims == 1
+    }
+
+    /// `name` is claimed from `other` while this node holds it live elsewhere: reported
+    /// once per incident (a name and the other address), as long as it is remembered.
+    fn name_conflict(&mut self, name: crate::name::Name, other: SocketAddr) {
+        let fp = fold(
+            fingerprint(&name),
+            &crate::wire::WireAddr::from(other).bytes(),
+        );
+        if first_report(&mut self.conflicts, fp) {
             self.stats.name_conflicts += 1;
-            let name = self.local_slot().name.clone();
-            self.push_event(Event::NameConflict { name, other: addr });
+            self.push_event(Event::NameConflict { name, other });
         }
+    }
+
+    /// True when `incarnation` is more than [`INCARNATION_WINDOW`] above `known`: the claim
+    /// is ignored and counted (docs/PROTOCOL.md, counters).
+    fn too_far(&mut self, known: u32, incarnation: u32) -> bool {
+        let far = incarnation.saturating_sub(known) > INCARNATION_WINDOW;
+        if far {
+            self.stats.incarnations_too_far += 1;
+        }
+        far
     }
 
     /// Raises our incarnation above `inc` and gossips that we are alive (or, while leaving,
@@ -241,19 +286,34 @@ impl<const M: usize, const U: usize> Node<M, U> {
             .max(inc)
             .saturating_add(1)
             .min(MAX_COUNTER);
-        self.queue.push(Subject::Member(0));
+        self.broadcast(Subject::Member(0));
     }
 
     /// A negative claim (suspect, failed, left) about `name` at `inc`: refuted when it is
     /// about the local node; otherwise the slot of the member it accuses, if tracked.
     fn accused(&mut self, name: &str, inc: u32) -> Option<usize> {
         if name == self.local_slot().name.as_str() {
-            if inc >= self.local_slot().incarnation {
-                self.refute(inc);
-            }
+            self.refute_accusation(inc);
             return None;
         }
-        self.find(name)
+        let i = self.find(name)?;
+        let known = self.table.get(i)?.incarnation;
+        (!self.too_far(known, inc)).then_some(i)
+    }
+
+    /// A claim that this node is suspect, failed or left at `inc`: refuted when not below
+    /// our incarnation and not absurdly above it. Below it, the sender missed our last
+    /// refutation (which others may not have applied yet, e.g. while our previous life's
+    /// record was still alive at another address): it is gossiped again.
+    pub(super) fn refute_accusation(&mut self, inc: u32) {
+        let known = self.local_slot().incarnation;
+        if inc >= known {
+            if !self.too_far(known, inc) {
+                self.refute(inc);
+            }
+        } else if self.phase == Phase::Running {
+            self.correct(0);
+        }
     }
 
     fn merge_suspect(
@@ -372,4 +432,24 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.table.record(i, Pending::LEFT);
         self.broadcast(Subject::Member(i as u16));
     }
+}
+
+/// True the first time `fp` is offered while remembered; remembers it (forgetting the
+/// oldest when full).
+fn first_report<const N: usize>(seen: &mut heapless::Deque<u32, N>, fp: u32) -> bool {
+    if seen.iter().any(|&r| r == fp) {
+        return false;
+    }
+    if seen.is_full() {
+        seen.pop_front();
+    }
+    let _ = seen.push_back(fp);
+    true
+}
+
+/// Folds `bytes` into an FNV-1a hash `h`.
+fn fold(h: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }

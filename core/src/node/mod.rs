@@ -182,7 +182,8 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     timers: Timers,
     join: Join,
     phase: Phase,
-    /// Claims of our name from another address that we refuted; the second one is a conflict.
+    /// Claims of our name from another address; only the first is refuted (a previous
+    /// life's record), the others are a name conflict.
     foreign_claims: u8,
     /// Keys and nonce state when encryption is on.
     sealer: Option<Sealer>,
@@ -197,6 +198,9 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     challenges: heapless::Vec<Challenge, CHALLENGES>,
     /// Keys verification, drawn from the seed.
     secret: Secret,
+    /// Fingerprints of recent name conflicts (name and other address), so each is
+    /// reported once.
+    conflicts: heapless::Deque<u32, 8>,
 }
 
 impl<const M: usize, const U: usize> core::fmt::Debug for Node<M, U> {
@@ -262,6 +266,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             verified: [0; MEMBERS],
             challenges: heapless::Vec::new(),
             secret: Secret::ZERO,
+            conflicts: heapless::Deque::new(),
         }
     }
 
@@ -315,6 +320,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.verified = [0; MEMBERS];
         self.challenges.clear();
         self.secret = Secret::new(seed);
+        self.conflicts.clear();
         Ok(())
     }
 
@@ -334,7 +340,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             self.table.set_status(0, Status::Alive);
             let local = self.local_mut();
             local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
-            self.queue.push(Subject::Member(0));
+            self.broadcast(Subject::Member(0));
         }
         if seed == self.local_slot().addr || self.join.seeds.contains(&seed) {
             return Ok(());
@@ -352,7 +358,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.join.backoff = self.config.join_retry_initial;
         self.timers.join = Some(now);
         // Spread our own arrival too, not only through the seed.
-        self.queue.push(Subject::Member(0));
+        self.broadcast(Subject::Member(0));
         Ok(())
     }
 
@@ -401,7 +407,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         let local = self.local_mut();
         local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
         local.since = now;
-        self.queue.push(Subject::Member(0));
+        self.broadcast(Subject::Member(0));
         self.check_leave_complete();
     }
 
@@ -414,7 +420,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         }
         local.tags = tags;
         local.incarnation = (local.incarnation + 1).min(MAX_COUNTER);
-        self.queue.push(Subject::Member(0));
+        self.broadcast(Subject::Member(0));
     }
 
     /// Sends a user event to every member. It is also delivered locally through
@@ -625,10 +631,11 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         Some(slot)
     }
 
-    /// Name of the member in slot `i` or, if that slot is gone, the local name.
-    fn name_of(&self, i: Option<u16>) -> &Name {
+    /// Name of the member in slot `i` or, if there is none (an anonymous accusation, or
+    /// the accuser was forgotten), `or`.
+    fn name_of<'a>(&'a self, i: Option<u16>, or: &'a Name) -> &'a Name {
         i.and_then(|i| self.table.get(usize::from(i)))
-            .map_or(&self.local_slot().name, |s| &s.name)
+            .map_or(or, |s| &s.name)
     }
 
     fn check_leave_complete(&mut self) {
@@ -647,6 +654,8 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
 mod tests;
 #[cfg(test)]
 mod tests_amplify;
+#[cfg(test)]
+mod tests_counters;
 #[cfg(test)]
 mod tests_edges;
 #[cfg(test)]

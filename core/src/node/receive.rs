@@ -119,10 +119,12 @@ impl<const M: usize, const U: usize> Node<M, U> {
             Message::Ping { seq, suspected, .. } => {
                 // Lifeguard's buddy system: the prober tells us we are suspected.
                 match suspected {
-                    Some(inc) if inc >= self.local_slot().incarnation => self.refute(inc),
+                    Some(inc) if inc >= self.local_slot().incarnation => {
+                        self.refute_accusation(inc);
+                    }
                     // Already refuted, but the prober missed it: let the ack carry it.
                     Some(_) if self.phase == Phase::Running => {
-                        self.queue.push(crate::broadcast::Subject::Member(0));
+                        self.broadcast(crate::broadcast::Subject::Member(0));
                     }
                     _ => {}
                 }
@@ -160,7 +162,14 @@ impl<const M: usize, const U: usize> Node<M, U> {
             }
             Message::Sync { kind, ltime } => {
                 self.stats.sync_chunks_received += 1;
-                self.user.catch_up(ltime);
+                // A newcomer takes its seed's clock whatever it is; a running node only
+                // within the window (docs/PROTOCOL.md, counters).
+                let joining = kind == SyncKind::Response && !self.join.seeds.is_empty();
+                if !joining && self.user.too_far(ltime) {
+                    self.stats.ltimes_too_far += 1;
+                } else {
+                    self.user.catch_up(ltime);
+                }
                 match kind {
                     SyncKind::Request { first: true, .. } if self.phase == Phase::Running => {
                         self.on_sync_request(from, requester);

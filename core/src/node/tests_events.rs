@@ -96,7 +96,8 @@ fn push_pull_replays_the_eight_newest_events_oldest_first() {
     let later = now + Duration::from_secs(31);
     // b (suspected meanwhile, as it never acked) refutes and answers a ping of ours: its
     // address is verified, so its request gets the table.
-    a.handle_datagram(later, addr(2), &alive("b", 5, 2)).unwrap();
+    a.handle_datagram(later, addr(2), &alive("b", 5, 2))
+        .unwrap();
     a.verify(addr(2));
     let request = frame(
         Message::Sync {

@@ -326,10 +326,12 @@ impl<const M: usize, const U: usize> Node<M, U> {
                         addr: s.addr.into(),
                         tags: s.tags.encoded(),
                     },
+                    // With no accuser to name, the suspect itself is named: the convention
+                    // for an anonymous accusation, which confirms nothing.
                     Status::Suspect => Update::Suspect {
                         name: &s.name,
                         incarnation: s.incarnation,
-                        from: self.name_of(s.suspicion.as_ref().and_then(|x| x.accuser())),
+                        from: self.name_of(s.suspicion.as_ref().and_then(|x| x.accuser()), &s.name),
                     },
                     Status::Failed => Update::Failed {
                         name: &s.name,

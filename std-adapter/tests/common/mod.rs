@@ -2,6 +2,7 @@
 //! that are killed when the test ends (by PID), client calls, bounded waiting.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod craft;
 pub mod garbage;
 pub mod wait;
 pub mod watch;
