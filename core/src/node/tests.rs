@@ -343,7 +343,7 @@ fn a_node_joining_later_is_not_replayed_the_events_push_pull_carries() {
 }
 
 /// Encodes one datagram by hand, as a peer (honest or not) would.
-fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
+pub(super) fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
     let mut buf = [0u8; 1500];
     let mut enc = Encoder::new(&mut buf, 0, &message).unwrap();
     for u in updates {
