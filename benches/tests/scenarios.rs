@@ -473,7 +473,22 @@ fn h_capacity_overflow_is_refused_not_fatal() {
             .map(|o| sim.views().present_count(o))
             .max()
             .unwrap_or(0);
+        // No table shrinks before the crash below (nobody fails, nothing is reaped), so
+        // every node that refused a newcomer must still hold a full table.
+        let refusers: std::collections::BTreeSet<usize> = sim
+            .log()
+            .entries()
+            .iter()
+            .filter(|o| o.kind == ObsKind::Refused)
+            .map(|o| o.observer)
+            .collect();
+        let refused_with_room: Vec<(usize, usize)> = refusers
+            .iter()
+            .map(|&o| (o, sim.views().present_count(o)))
+            .filter(|&(_, n)| n < SMALL)
+            .collect();
         figure("MemberRefused events", refused);
+        figure("nodes that refused", refusers.len());
         figure("largest member table", largest);
         // Crash the node tracked by the fewest others (at least two): a partial view.
         let trackers = |x: usize| -> Vec<usize> {
@@ -496,7 +511,13 @@ fn h_capacity_overflow_is_refused_not_fatal() {
             refused > 0,
             "no MemberRefused event with 40 nodes in 32 slots"
         );
-        assert!(largest <= SMALL);
+        // The simulator checks after every step that no table exceeds SMALL; here, that
+        // tables fill up to it and that only a full table refuses.
+        assert_eq!(largest, SMALL, "no member table ever filled up");
+        assert!(
+            refused_with_room.is_empty(),
+            "(node, table size) refused a newcomer with room: {refused_with_room:?}"
+        );
         assert!(
             done.is_some(),
             "a tracker never marked the crash failed\n{}",

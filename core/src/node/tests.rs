@@ -34,6 +34,8 @@ pub(super) struct Net {
     pub(super) now: Instant,
     /// Datagrams `(to, bytes)` for which this is true are lost.
     pub(super) lose: Option<fn(SocketAddr, &[u8]) -> bool>,
+    /// A link cut both ways: nothing between these two addresses gets through.
+    pub(super) cut: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Net {
@@ -51,6 +53,7 @@ impl Net {
             sent: Vec::new(),
             now: Instant::ZERO,
             lose: None,
+            cut: None,
         };
         for i in 1..n as usize {
             net.nodes[i].1.join(Instant::ZERO, addr(1)).unwrap();
@@ -81,7 +84,8 @@ impl Net {
                 }
             }
             while let Some((from, to, bytes)) = self.wire.pop_front() {
-                if self.lose.is_some_and(|lose| lose(to, &bytes)) {
+                let cut = |(a, b)| (from, to) == (a, b) || (from, to) == (b, a);
+                if self.lose.is_some_and(|lose| lose(to, &bytes)) || self.cut.is_some_and(cut) {
                     continue;
                 }
                 if let Some(i) = self.nodes.iter().position(|n| n.0 == to && n.2) {
@@ -758,3 +762,5 @@ fn a_stale_accusation_of_a_departed_member_is_corrected() {
     )));
     assert_eq!(a.member("b").unwrap().status(), Status::Left);
 }
+
+mod probe;

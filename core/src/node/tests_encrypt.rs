@@ -2,10 +2,10 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{Net, addr};
+use super::tests::{Net, addr, frame};
 use super::*;
 use crate::crypto::{ENCRYPTION_OVERHEAD, Key, Plaintext};
-use crate::wire::DropReason;
+use crate::wire::{DropReason, Message, Update};
 
 fn key(b: u8) -> Key {
     Key::from_bytes([b; 32])
@@ -45,11 +45,31 @@ fn encrypt_wrong_key_or_plaintext_node_cannot_join_or_inject() {
     encrypt_all(&mut net, &key(1));
     net.nodes[3].1.set_keyring(Keyring::new(key(2)), [9; 16]);
     net.run_for(Duration::from_secs(10));
+    // n4 knows only its seed, n1: n1 drops all it sends, so nobody answers it and nobody
+    // else ever hears from it.
+    assert_eq!(net.nodes[3].1.members().count(), 1);
+    assert!(net.nodes[0].1.stats().dropped_unauthenticated > 0);
     for i in 0..3 {
         assert!(net.nodes[i].1.member("n4").is_none(), "node {i}");
-        assert!(net.nodes[i].1.stats().dropped_unauthenticated > 0 || i != 0);
+        assert_eq!(net.nodes[i].1.members().count(), 3, "node {i}");
+        if i != 0 {
+            assert_eq!(
+                net.nodes[i].1.stats().dropped_unauthenticated,
+                0,
+                "node {i}"
+            );
+        }
     }
-    // A plaintext claim that n2 failed changes nothing on an encrypted node.
+    // Plaintext changes nothing on an encrypted node: neither a claim that n2 failed nor a
+    // join request.
+    let n2 = net.nodes[0].1.member("n2").unwrap().incarnation();
+    let claim = frame(
+        Message::Gossip,
+        &[Update::Failed {
+            name: "n2",
+            incarnation: n2,
+        }],
+    );
     let mut plain: Node<8, 16> =
         Node::new(Identity::new("evil", addr(9)).unwrap(), Config::lan(), 5).unwrap();
     plain.join(net.now, addr(1)).unwrap();
@@ -57,11 +77,14 @@ fn encrypt_wrong_key_or_plaintext_node_cannot_join_or_inject() {
     let mut buf = [0u8; 1500];
     let t = plain.poll_transmit(net.now, &mut buf).unwrap();
     let from: SocketAddr = addr(9);
-    assert_eq!(
-        net.nodes[0].1.handle_datagram(net.now, from, &buf[..t.len]),
-        Err(DropReason::Plaintext)
-    );
-    assert_eq!(net.nodes[0].1.stats().dropped_plaintext, 1);
+    for bytes in [&claim[..], &buf[..t.len]] {
+        assert_eq!(
+            net.nodes[0].1.handle_datagram(net.now, from, bytes),
+            Err(DropReason::Plaintext)
+        );
+    }
+    assert_eq!(net.nodes[0].1.stats().dropped_plaintext, 2);
+    assert_eq!(net.nodes[0].1.member("n2").unwrap().status(), Status::Alive);
     assert!(net.nodes[0].1.member("evil").is_none());
 }
 
