@@ -66,6 +66,8 @@
 //!
 //! - `defmt`: log through `defmt`.
 //! - `log`: log through the `log` facade (exclusive with `defmt`).
+//! - `forge`: the `forge` module, which encodes any well-formed frame (for adversarial
+//!   tests and fuzzers; an application never needs it).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -80,6 +82,8 @@ mod broadcast;
 mod config;
 mod crypto;
 mod event;
+#[cfg(any(test, feature = "forge"))]
+pub mod forge;
 mod member;
 mod name;
 mod node;

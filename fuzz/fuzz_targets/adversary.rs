@@ -1,0 +1,25 @@
+//! The adversary of `rumor_bench::adversary`, its frames chosen by the fuzz input: the
+//! first byte seeds the cluster, every later byte is one of the adversary's choices
+//! (which node, which spoofed source, which message and updates, which names and
+//! counters, how long to wait). Once the attack is over, every liveness invariant must
+//! hold within its bound (see `check_liveness`); no frame class is excluded, so this
+//! target fails on the core until the fixes of issue 10 are merged.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rumor_bench::adversary::{self, AttackConfig, ByteChoices};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&seed, choices)) = data.split_first() else {
+        return;
+    };
+    let mut sim = adversary::target_cluster(u64::from(seed));
+    let frames = adversary::attack(
+        &mut sim,
+        &mut ByteChoices::new(choices),
+        &AttackConfig::default(),
+    );
+    if let Err(violation) = adversary::check_liveness(&mut sim) {
+        panic!("{violation:?} after the frames {frames:#?}");
+    }
+});
