@@ -40,10 +40,13 @@ impl Invocation {
         }
     }
 
-    /// A user event: its payload, then a newline.
+    /// A user event: its payload, with a newline added if it does not end with one (as
+    /// Serf: shells' `read` needs it); an empty payload stays empty.
     pub(crate) fn user(name: &str, ltime: u32, payload: &[u8]) -> Self {
         let mut stdin = payload.to_vec();
-        stdin.push(b'\n');
+        if !stdin.is_empty() && !stdin.ends_with(b"\n") {
+            stdin.push(b'\n');
+        }
         Invocation {
             event: "user",
             user: Some((name.to_owned(), ltime)),
@@ -239,6 +242,14 @@ mod tests {
         let inv = Invocation::members("member-join", &[m.clone(), m]);
         assert_eq!(inv.stdin.iter().filter(|b| **b == b'\n').count(), 2);
         assert_eq!(Invocation::user("deploy", 3, b"v2").stdin, b"v2\n");
+    }
+
+    #[test]
+    fn a_user_payload_gets_a_newline_only_if_it_lacks_one() {
+        assert_eq!(Invocation::user("d", 1, b"v2\n").stdin, b"v2\n");
+        assert_eq!(Invocation::user("d", 1, b"a\nb").stdin, b"a\nb\n");
+        assert_eq!(Invocation::user("d", 1, b"\n").stdin, b"\n");
+        assert_eq!(Invocation::user("d", 1, b"").stdin, b"");
     }
 
     #[test]
