@@ -5,7 +5,8 @@
 //! a hanging handler delays neither gossip nor the other handlers, and is killed after the
 //! timeout. Split handlers (the lab's join and leave scripts) see every failure and rejoin
 //! of a member; by default handlers never overlap; waiting user events never hold back a
-//! member batch, and those pushed out of a full queue are counted at once.
+//! member batch, and those pushed out of a full queue are counted at once; handlers and
+//! render commands never see the agent's secrets.
 
 mod common;
 
@@ -398,4 +399,41 @@ fn dropped_user_events_show_in_info_while_running() {
     );
     // The newest events are kept.
     assert_eq!(lines(&log).last().map(String::as_str), Some("user 299"));
+}
+
+#[test]
+fn handlers_and_render_commands_do_not_get_the_agent_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = |n: &str| dir.path().join(n);
+    let handler = format!("member-join=env > {}", dump("handler.env").display());
+    let render = format!(
+        r#"{{ renderer = "json", dest = "{}", check = "env > {}", reload_command = "env > {}" }}"#,
+        dump("members.json").display(),
+        dump("check.env").display(),
+        dump("reload.env").display()
+    );
+    let key = common::keygen();
+    let env = [
+        ("RUMOR_ENCRYPT", key.as_str()),
+        ("RUMOR_RPC_TOKEN", "rpc-secret"),
+        ("KEPT_VARIABLE", "kept"),
+    ];
+    let v = args(&["--event-handler", &handler, "--render", &render]);
+    let ha = Agent::on_loopback_with_env(dir.path(), "ha", &v, &env);
+    for name in ["handler.env", "check.env", "reload.env"] {
+        let text = wait_for(Duration::from_secs(30), || {
+            std::fs::read_to_string(dump(name))
+                .ok()
+                .filter(|t| t.contains("KEPT_VARIABLE=kept"))
+        });
+        let text = text.unwrap_or_else(|| panic!("no {name}:\n{}", ha.log_text()));
+        for secret in [
+            key.as_str(),
+            "rpc-secret",
+            "RUMOR_ENCRYPT",
+            "RUMOR_RPC_TOKEN",
+        ] {
+            assert!(!text.contains(secret), "{name} has {secret}:\n{text}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Running one handler invocation: `/bin/sh -c SCRIPT` in its own process group, with
-//! Serf's environment and stdin, killed (with its whole group) after a timeout.
+//! Serf's environment (without the agent's secrets) and stdin, killed (with its whole
+//! group) after a timeout.
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -139,6 +140,7 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    super::without_secrets(cmd.as_std_mut());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return Outcome::SpawnFailed(e),

@@ -26,6 +26,19 @@ pub use self::filter::{Filter, HandlerSpec};
 
 use crate::agent::Handle;
 
+/// Variables of the agent's environment that hold secrets (the gossip key of
+/// `--encrypt` and the `--rpc-token`): removed from the environment of every handler,
+/// render check and reload command.
+pub const SECRET_ENV_VARS: [&str; 2] = ["RUMOR_ENCRYPT", "RUMOR_RPC_TOKEN"];
+
+/// Removes [`SECRET_ENV_VARS`] from the environment `cmd` will start with.
+pub(crate) fn without_secrets(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for var in SECRET_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// Timing of every handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandlerSettings {
