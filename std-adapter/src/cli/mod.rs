@@ -184,6 +184,10 @@ pub(crate) struct AgentArgs {
     /// ...or at the latest this long after the first one [default: 3s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) coalesce_max: Option<Duration>,
+    /// Run each handler from its own queue, concurrently with the others [default: one
+    /// handler at a time, in event order, as Serf].
+    #[arg(long)]
+    pub(crate) parallel_handlers: bool,
     /// Longest graceful leave before exiting anyway [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) leave_timeout: Option<Duration>,

@@ -37,6 +37,7 @@ struct FileConfig {
     handler_timeout: Option<String>,
     coalesce_quiet: Option<String>,
     coalesce_max: Option<String>,
+    parallel_handlers: Option<bool>,
     leave_timeout: Option<String>,
     log_level: Option<String>,
     rpc_addr: Option<String>,
@@ -138,6 +139,7 @@ impl Settings {
                 "coalesce_max",
                 defaults.coalesce_max,
             )?,
+            parallel: args.parallel_handlers || file.parallel_handlers.unwrap_or(false),
         };
         if handler.timeout.is_zero() {
             return Err(CliError("handler timeout must be above zero".into()));
@@ -332,6 +334,18 @@ mod tests {
         assert_eq!(s.handlers.len(), 2);
         assert_eq!(s.handler.timeout, Duration::from_secs(10));
         assert_eq!(s.handler.coalesce_quiet, Duration::from_millis(200));
+        assert!(!s.handler.parallel);
+        let s = with_file("parallel_handlers = true", args()).unwrap();
+        assert!(s.handler.parallel);
+        let s = with_file(
+            "parallel_handlers = false",
+            AgentArgs {
+                parallel_handlers: true,
+                ..args()
+            },
+        )
+        .unwrap();
+        assert!(s.handler.parallel);
     }
 
     #[test]

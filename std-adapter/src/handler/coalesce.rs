@@ -7,16 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use tokio::time::{Duration, Instant};
 
+use super::filter::MEMBER_EVENTS as ORDER;
 use crate::member::MemberInfo;
-
-/// Order in which the batches of one flush are delivered.
-const ORDER: [&str; 5] = [
-    "member-join",
-    "member-leave",
-    "member-failed",
-    "member-update",
-    "member-reap",
-];
 
 /// Pending member events for one handler.
 #[derive(Debug)]
@@ -48,6 +40,11 @@ impl Coalescer {
         self.first.get_or_insert(now);
         self.last = Some(now);
         self.pending.insert(member.name.clone(), (kind, member));
+    }
+
+    /// Members with an event waiting for the next batch.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// When the pending batch is due, if there is one.
@@ -142,7 +139,8 @@ mod tests {
         c.add(t0, "member-join", m("a"));
         c.add(t0, "member-update", m("u"));
         c.take();
-        // a fails and comes back before the flush: joined again, already delivered.
+        // a fails and comes back between two deliveries: the failure was never delivered,
+        // so the join is a repeat of what was (Serf merges the same way).
         c.add(t0, "member-failed", m("a"));
         c.add(t0, "member-join", m("a"));
         c.add(t0, "member-update", m("u"));
@@ -161,5 +159,31 @@ mod tests {
             names(&c.take()),
             vec![("member-join", vec!["a".to_owned()])]
         );
+    }
+
+    #[test]
+    fn every_delivered_transition_makes_the_next_one_news() {
+        let t0 = Instant::now();
+        let mut c = Coalescer::new(Duration::from_secs(1), Duration::from_secs(3));
+        let mut deliver = |kind| {
+            c.add(t0, kind, m("s1"));
+            names(&c.take())
+        };
+        for kind in [
+            "member-join",
+            "member-failed",
+            "member-join",
+            "member-failed",
+            "member-join",
+            "member-update",
+            "member-update",
+            "member-failed",
+            "member-join",
+            "member-leave",
+        ] {
+            assert_eq!(deliver(kind), vec![(kind, vec!["s1".to_owned()])]);
+        }
+        // Only a repeat of the last delivered transition is left out.
+        assert_eq!(deliver("member-leave"), vec![]);
     }
 }

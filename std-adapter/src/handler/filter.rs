@@ -13,8 +13,9 @@ pub enum Filter {
     User(Option<String>),
 }
 
-/// The member event types handlers can ask for.
-const MEMBER_EVENTS: [&str; 5] = [
+/// The member event types handlers can ask for, in the order the batches of one
+/// delivery run.
+pub(crate) const MEMBER_EVENTS: [&str; 5] = [
     "member-join",
     "member-leave",
     "member-failed",
@@ -55,11 +56,21 @@ impl Filter {
         let Some(name) = event.handler_name() else {
             return false;
         };
+        let user = match event {
+            AgentEvent::User(u) => Some(u.name.as_str()),
+            _ => None,
+        };
+        self.matches_type(name, user)
+    }
+
+    /// Whether this filter takes an event of type `name` (`member-join`, ..., `user`),
+    /// called `user` if it is a user event.
+    fn matches_type(&self, name: &str, user: Option<&str>) -> bool {
         match self {
             Filter::All => true,
             Filter::Member(m) => *m == name,
             Filter::User(None) => name == "user",
-            Filter::User(Some(want)) => matches!(event, AgentEvent::User(u) if u.name == *want),
+            Filter::User(Some(want)) => user == Some(want.as_str()),
         }
     }
 }
@@ -99,6 +110,17 @@ impl HandlerSpec {
     /// Whether the handler runs for `event`.
     pub fn wants(&self, event: &AgentEvent) -> bool {
         self.filters.iter().any(|f| f.matches(event))
+    }
+
+    /// Whether the handler runs for a batch of member events of type `kind`
+    /// (`member-join`, ...).
+    pub fn wants_members(&self, kind: &str) -> bool {
+        self.filters.iter().any(|f| f.matches_type(kind, None))
+    }
+
+    /// Whether the handler runs for any member event.
+    pub fn wants_any_member_event(&self) -> bool {
+        MEMBER_EVENTS.iter().any(|k| self.wants_members(k))
     }
 }
 
@@ -165,5 +187,8 @@ mod tests {
         assert!(deploy.wants(&user("deploy")) && !deploy.wants(&user("other")));
         let any_user = HandlerSpec::parse("user=x").unwrap();
         assert!(any_user.wants(&user("other")) && !any_user.wants(&join));
+        assert!(h.wants_members("member-join") && !h.wants_members("member-failed"));
+        assert!(all.wants_members("member-reap") && all.wants_any_member_event());
+        assert!(!any_user.wants_any_member_event() && !deploy.wants_members("user"));
     }
 }

@@ -1,5 +1,6 @@
 //! Running one handler invocation: `/bin/sh -c SCRIPT` in its own process group, with
-//! Serf's environment and stdin, killed (with its whole group) after a timeout.
+//! Serf's environment (without the agent's secrets) and stdin, killed (with its whole
+//! group) after a timeout.
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -40,10 +41,13 @@ impl Invocation {
         }
     }
 
-    /// A user event: its payload, then a newline.
+    /// A user event: its payload, with a newline added if it does not end with one (as
+    /// Serf: shells' `read` needs it); an empty payload stays empty.
     pub(crate) fn user(name: &str, ltime: u32, payload: &[u8]) -> Self {
         let mut stdin = payload.to_vec();
-        stdin.push(b'\n');
+        if !stdin.is_empty() && !stdin.ends_with(b"\n") {
+            stdin.push(b'\n');
+        }
         Invocation {
             event: "user",
             user: Some((name.to_owned(), ltime)),
@@ -136,6 +140,7 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    super::without_secrets(cmd.as_std_mut());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return Outcome::SpawnFailed(e),
@@ -239,6 +244,14 @@ mod tests {
         let inv = Invocation::members("member-join", &[m.clone(), m]);
         assert_eq!(inv.stdin.iter().filter(|b| **b == b'\n').count(), 2);
         assert_eq!(Invocation::user("deploy", 3, b"v2").stdin, b"v2\n");
+    }
+
+    #[test]
+    fn a_user_payload_gets_a_newline_only_if_it_lacks_one() {
+        assert_eq!(Invocation::user("d", 1, b"v2\n").stdin, b"v2\n");
+        assert_eq!(Invocation::user("d", 1, b"a\nb").stdin, b"a\nb\n");
+        assert_eq!(Invocation::user("d", 1, b"\n").stdin, b"\n");
+        assert_eq!(Invocation::user("d", 1, b"").stdin, b"");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Event handlers like Serf's: `--event-handler [filter=]script` runs `/bin/sh -c script`
 //! on matching events with `RUMOR_*`/`SERF_*` variables and the members on stdin.
 //!
-//! Each handler has its own task and runs its invocations one at a time, in order, so a
-//! script that rewrites shared files (the lab's `/nodes` registry) never races itself.
-//! The gossip loop never waits for a handler, and handlers never wait for each other: a
-//! slow or hanging script delays only its own later invocations, and is killed (with
-//! everything it started) after the timeout. Member events are coalesced while a handler
-//! waits or runs.
+//! Member events are coalesced first and the batches then handed to every handler whose
+//! filter takes them, as Serf does, so each handler sees every transition it subscribes
+//! to. By default all handlers run one at a time, in event order, from one queue (Serf's
+//! order), so scripts that rewrite the same files (the lab's `/nodes` registry and
+//! `haproxy.cfg`) never race; with [`HandlerSettings::parallel`] each handler has its own
+//! queue. Member batches go ahead of user events still waiting. The gossip loop never
+//! waits for a handler; a hanging script is killed (with everything it started) after the
+//! timeout.
 
 mod coalesce;
 mod filter;
@@ -24,6 +26,19 @@ pub use self::filter::{Filter, HandlerSpec};
 
 use crate::agent::Handle;
 
+/// Variables of the agent's environment that hold secrets (the gossip key of
+/// `--encrypt` and the `--rpc-token`): removed from the environment of every handler,
+/// render check and reload command.
+pub const SECRET_ENV_VARS: [&str; 2] = ["RUMOR_ENCRYPT", "RUMOR_RPC_TOKEN"];
+
+/// Removes [`SECRET_ENV_VARS`] from the environment `cmd` will start with.
+pub(crate) fn without_secrets(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for var in SECRET_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// Timing of every handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandlerSettings {
@@ -33,15 +48,19 @@ pub struct HandlerSettings {
     pub coalesce_quiet: Duration,
     /// ...or at the latest this long after its first event.
     pub coalesce_max: Duration,
+    /// Each handler runs from its own queue, concurrently with the others (default:
+    /// all handlers run one at a time from one queue, as in Serf).
+    pub parallel: bool,
 }
 
 impl Default for HandlerSettings {
-    /// Serf's coalescing (1 s quiet, 3 s at most) and a 30 s timeout.
+    /// Serf's coalescing (1 s quiet, 3 s at most), a 30 s timeout, one handler at a time.
     fn default() -> Self {
         HandlerSettings {
             timeout: Duration::from_secs(30),
             coalesce_quiet: Duration::from_secs(1),
             coalesce_max: Duration::from_secs(3),
+            parallel: false,
         }
     }
 }
@@ -70,7 +89,8 @@ pub struct HandlerCounts {
     pub timed_out: u64,
     /// Invocations that could not be started.
     pub spawn_errors: u64,
-    /// Events not delivered because a handler fell too far behind.
+    /// Events not delivered: missed by a subscription that fell behind, pushed out of a
+    /// full user-event queue, or still waiting when the agent stopped.
     pub events_dropped: u64,
 }
 
@@ -97,22 +117,19 @@ impl HandlerStats {
 #[derive(Debug)]
 pub struct Handlers {
     stats: Arc<HandlerStats>,
-    tasks: Vec<JoinHandle<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Handlers {
-    /// Starts one task per handler on the current runtime, subscribed to `handle`'s
-    /// events from now on. The tasks end when the agent stops.
+    /// Starts the handlers' task on the current runtime, subscribed to `handle`'s events
+    /// from now on. The task ends when the agent stops.
     pub fn start(handle: &Handle, specs: Vec<HandlerSpec>, settings: HandlerSettings) -> Self {
         let stats = Arc::new(HandlerStats::default());
-        let tasks = specs
-            .into_iter()
-            .map(|spec| {
-                let w = worker::Worker::new(spec, settings, handle, stats.clone());
-                tokio::spawn(w.run())
-            })
-            .collect();
-        Handlers { stats, tasks }
+        let dispatcher = worker::Dispatcher::new(specs, settings, handle, stats.clone());
+        Handlers {
+            stats,
+            task: tokio::spawn(dispatcher.run()),
+        }
     }
 
     /// Shared counters (for `rumor info`).
@@ -120,10 +137,9 @@ impl Handlers {
         self.stats.clone()
     }
 
-    /// Waits for every handler task to end (after the agent stopped).
+    /// Waits for the handlers' task to end (after the agent stopped): running
+    /// invocations end within the handler timeout.
     pub async fn join(self) {
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        let _ = self.task.await;
     }
 }

@@ -1,5 +1,5 @@
-//! Runs the check and reload commands: `/bin/sh -c`, output captured, the whole process
-//! group killed after a timeout.
+//! Runs the check and reload commands: `/bin/sh -c` without the agent's secrets in the
+//! environment, output captured, the whole process group killed after a timeout.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -15,7 +15,7 @@ const OUTPUT_MAX: usize = 4096;
 /// Runs `script` with `/bin/sh -c`; `Ok` only if it exits 0 within `timeout`. The error is
 /// a one-line reason with the end of the command's output.
 pub(crate) fn run(script: &str, timeout: Duration) -> Result<(), String> {
-    let mut child = Command::new("/bin/sh")
+    let mut child = crate::handler::without_secrets(&mut Command::new("/bin/sh"))
         .arg("-c")
         .arg(script)
         .stdin(Stdio::null())

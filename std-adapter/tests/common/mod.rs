@@ -81,6 +81,8 @@ pub struct Agent {
     pub rpc: SocketAddr,
     pub place: Place,
     pub log: PathBuf,
+    /// Extra environment variables of the agent process.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -95,13 +97,29 @@ impl Agent {
         place: Place,
         args: &[String],
     ) -> Agent {
-        let log = dir.join(format!("{name}.log"));
+        Agent::start_with_env(dir, name, gossip, rpc, place, args, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables (kept for restarts).
+    pub fn start_with_env(
+        dir: &Path,
+        name: &str,
+        gossip: SocketAddr,
+        rpc: SocketAddr,
+        place: Place,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let mut agent = Agent {
             name: name.to_owned(),
             gossip,
             rpc,
             place,
-            log,
+            log: dir.join(format!("{name}.log")),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         agent.restart(args);
@@ -110,16 +128,20 @@ impl Agent {
 
     /// Starts an agent on a fresh loopback address of the host.
     pub fn on_loopback(dir: &Path, name: &str, args: &[String]) -> Agent {
+        Agent::on_loopback_with_env(dir, name, args, &[])
+    }
+
+    /// [`Agent::on_loopback`] with extra environment variables (kept for restarts).
+    pub fn on_loopback_with_env(
+        dir: &Path,
+        name: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let ip = loopback_ip();
         let (g, r) = free_ports(ip);
-        Agent::start(
-            dir,
-            name,
-            SocketAddr::from((ip, g)),
-            SocketAddr::from((ip, r)),
-            Place::Host,
-            args,
-        )
+        let (gossip, rpc) = (SocketAddr::from((ip, g)), SocketAddr::from((ip, r)));
+        Agent::start_with_env(dir, name, gossip, rpc, Place::Host, args, env)
     }
 
     /// Starts the process again (after it exited), with these arguments.
@@ -135,6 +157,7 @@ impl Agent {
             .args(["--bind", &self.gossip.to_string()])
             .args(["--rpc-addr", &self.rpc.to_string()])
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log);
