@@ -56,6 +56,9 @@ pub struct Stats {
     pub members_refused: u64,
     /// Failed or left members evicted early (once reported) to make room for a newcomer.
     pub members_evicted: u64,
+    /// Claims that a member evicted to make room is alive at an incarnation no higher than
+    /// the one it was evicted at: stale news of that member, ignored.
+    pub evicted_claims_stale: u64,
     /// Failed or left members reaped after the timeout (each reported by
     /// `Event::MemberReaped`).
     pub members_reaped: u64,
@@ -127,6 +130,7 @@ impl Stats {
         failures: 0,
         members_refused: 0,
         members_evicted: 0,
+        evicted_claims_stale: 0,
         members_reaped: 0,
         updates_evicted: 0,
         user_events: 0,

@@ -168,6 +168,24 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Ok(name) = crate::name::name(name) else {
             return;
         };
+        let fp = fingerprint(&name);
+        if let Some(k) = self
+            .evicted
+            .iter()
+            .position(|t| t.name == fp && now < t.until)
+        {
+            if self
+                .evicted
+                .iter()
+                .nth(k)
+                .is_some_and(|t| inc <= t.incarnation)
+            {
+                self.stats.evicted_claims_stale += 1;
+                return;
+            }
+            // A comeback at a higher incarnation: the tombstone has served.
+            forget_at(&mut self.evicted, k);
+        }
         let mut pending = Pending::default();
         pending.record(Pending::JOINED);
         let slot = Slot {
@@ -196,6 +214,17 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 self.refuse(slot.name, addr);
                 return;
             };
+            if let Some(gone) = self.table.get(victim) {
+                let tombstone = Tombstone {
+                    name: fingerprint(&gone.name),
+                    incarnation: gone.incarnation,
+                    until: gone.since + self.config.reap_timeout,
+                };
+                if self.evicted.is_full() {
+                    self.evicted.pop_front();
+                }
+                let _ = self.evicted.push_back(tombstone);
+            }
             self.free_slot(victim);
             self.stats.members_evicted += 1;
         }
@@ -445,6 +474,34 @@ fn first_report<const N: usize>(seen: &mut heapless::Deque<u32, N>, fp: u32) -> 
     }
     let _ = seen.push_back(fp);
     true
+}
+
+/// A member evicted to make room, remembered until it would have been reaped: news of it
+/// at its incarnation or lower is stale (the simulator's invariant: an evicted member comes
+/// back only at a higher incarnation, as a reaped one may come back at any).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tombstone {
+    /// The member's name fingerprint.
+    name: u32,
+    /// The incarnation it was evicted at.
+    incarnation: u32,
+    /// When its record would have been reaped.
+    until: Instant,
+}
+
+/// Removes entry `k` of `ring`, keeping the others in order.
+fn forget_at<T, const N: usize>(ring: &mut heapless::Deque<T, N>, k: usize) {
+    for _ in 0..k {
+        if let Some(x) = ring.pop_front() {
+            let _ = ring.push_back(x);
+        }
+    }
+    ring.pop_front();
+    for _ in k..ring.len() {
+        if let Some(x) = ring.pop_front() {
+            let _ = ring.push_back(x);
+        }
+    }
 }
 
 /// Folds `bytes` into an FNV-1a hash `h`.

@@ -25,12 +25,15 @@ use crate::time::{Duration, Instant};
 use crate::user_event::{USER_EVENT_NAME_MAX, UserEvent, UserEventError, UserEvents};
 use crate::wire::MAX_COUNTER;
 
+use self::merge::Tombstone;
 use self::timers::{Probe, Timers};
 use self::transmit::{Outgoing, SyncSession};
 use self::verify::{CHALLENGES, Challenge, Secret};
 
 /// Outgoing messages waiting for `poll_transmit` (acks, pings, nacks, gossip rounds).
 const OUTBOX: usize = 16;
+/// Members evicted to make room that are remembered, so stale claims cannot bring them back.
+const EVICTED: usize = 8;
 /// Push-pull exchanges in flight at once.
 const SYNCS: usize = 4;
 /// Indirect probes this node helps with at once.
@@ -191,6 +194,9 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     plaintext: Plaintext,
     /// Fingerprints of recently refused newcomers, so each is reported once.
     refused: heapless::Deque<u32, 16>,
+    /// Members recently evicted to make room: a claim at their incarnation or lower is
+    /// stale news, not a comeback, until they would have been reaped.
+    evicted: heapless::Deque<Tombstone, EVICTED>,
     /// Per slot, the keyed fingerprint of the member's address once it answered a ping of
     /// ours (0: not verified); see `verify.rs`.
     verified: [u32; MEMBERS],
@@ -263,6 +269,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             sealer: None,
             plaintext: Plaintext::Refuse,
             refused: heapless::Deque::new(),
+            evicted: heapless::Deque::new(),
             verified: [0; MEMBERS],
             challenges: heapless::Vec::new(),
             secret: Secret::ZERO,
@@ -317,6 +324,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.phase = Phase::Running;
         self.foreign_claims = 0;
         self.refused.clear();
+        self.evicted.clear();
         self.verified = [0; MEMBERS];
         self.challenges.clear();
         self.secret = Secret::new(seed);

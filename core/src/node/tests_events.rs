@@ -324,6 +324,33 @@ fn a_reported_failure_makes_room_only_after_the_time_to_refute() {
 }
 
 #[test]
+fn a_member_evicted_to_make_room_is_not_brought_back_by_a_stale_claim() {
+    let mut a = full_table();
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(3), &suspected_then_failed("b", 0))
+        .unwrap();
+    let then = now + Duration::from_secs(1);
+    a.handle_datagram(then, addr(2), &suspected_then_failed("c", 0))
+        .unwrap();
+    drain_events(&mut a);
+    let later = now + Duration::from_secs(60);
+    a.handle_datagram(later, addr(5), &alive("e", 0, 5))
+        .unwrap();
+    assert!(a.member("e").is_some() && a.member("b").is_none());
+    // b's old news, still on its way around the cluster: ignored and counted, although
+    // c's slot could make room.
+    a.handle_datagram(later, addr(2), &alive("b", 0, 2))
+        .unwrap();
+    assert!(a.member("b").is_none() && a.member("c").is_some());
+    assert_eq!(a.stats().evicted_claims_stale, 1);
+    // A real comeback carries a higher incarnation: it takes c's slot.
+    a.handle_datagram(later, addr(2), &alive("b", 1, 2))
+        .unwrap();
+    assert!(a.member("b").is_some() && a.member("c").is_none());
+    assert_eq!(a.stats().evicted_claims_stale, 1);
+}
+
+#[test]
 fn a_member_back_before_its_reap_is_reported_is_reported_joined() {
     let mut a = node(1);
     let now = Instant::from_secs(1);

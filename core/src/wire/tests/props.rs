@@ -218,12 +218,6 @@ fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
     bytes
 }
 
-/// A Lamport time at the cap still poisons a node (see the ignored test below); the
-/// node-level checks skip such frames until that is fixed.
-fn lamport_below_cap(f: &Fields) -> bool {
-    f.counters[0] != MAX_COUNTER
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -255,9 +249,7 @@ proptest! {
         let frame = decode(&bytes, CLUSTER).expect("a valid frame decodes");
         prop_assert_eq!(parts(&frame), (message, updates));
         decode_and_reencode(&bytes).unwrap();
-        if lamport_below_cap(&f) {
-            check_node_survives(&bytes);
-        }
+        check_node_survives(&bytes);
     }
 
     #[test]
@@ -278,9 +270,7 @@ proptest! {
                 prop_assert_eq!(reason, DropReason::Malformed);
             }
         }
-        if lamport_below_cap(&f) {
-            check_node_survives(&bytes);
-        }
+        check_node_survives(&bytes);
     }
 
     #[test]
@@ -292,9 +282,7 @@ proptest! {
     ) {
         let bytes = mutate(f.frame(kind, &kinds).2, &edits);
         let _ = decode_and_reencode(&bytes);
-        if lamport_below_cap(&f) {
-            check_node_survives(&bytes);
-        }
+        check_node_survives(&bytes);
     }
 }
 
@@ -302,7 +290,6 @@ proptest! {
 /// event at Lamport time `MAX_COUNTER`, its `Sync` chunks carry `MAX_COUNTER + 1`, which
 /// every peer drops as malformed.
 #[test]
-#[ignore = "issue 10 item 1, counter caps: fixed by another branch"]
 fn a_lamport_time_at_the_cap_does_not_make_the_node_send_malformed_frames() {
     let f = Fields {
         seq: 0,
