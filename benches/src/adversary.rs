@@ -57,6 +57,20 @@ const FORM_BOUND: Duration = Duration::from_secs(60);
 /// Most virtual time after the attack stops for the newcomer to join and every member to
 /// see every other alive at its real address (stage 1 of [`check_liveness`]).
 pub const CONVERGE_BOUND: Duration = Duration::from_secs(120);
+/// In a plaintext cluster a forger may claim a name nobody holds yet at an incarnation far
+/// above [`rumor_core::INCARNATION_WINDOW`] (a member never seen before is taken at any
+/// incarnation, as a joiner must learn long-lived members). When that name is the
+/// newcomer's, the newcomer cannot out-bid the claim (it refuses to jump that far) and gets
+/// its name once every node has reaped the squatter's record (or forgotten it, if evicted
+/// to make room). Likewise a live member that forged claims got declared failed and then
+/// evicted from full tables everywhere is remembered as evicted at its incarnation (so
+/// stale news cannot bring a dead member back), and nobody is left to tell it to refute:
+/// it comes back once those tombstones expire, at the reap timeout. When only the
+/// newcomer's name is wrong or members are missing after [`CONVERGE_BOUND`], the stage-1
+/// bound is [`Config::local`]'s `reap_timeout` plus [`CONVERGE_BOUND`].
+pub fn squat_bound() -> Duration {
+    Config::local().reap_timeout + CONVERGE_BOUND
+}
 /// Most virtual time for every member to refute a suspicion about itself and for
 /// everybody to hear the refutation (stage 2).
 pub const REFUTE_BOUND: Duration = Duration::from_secs(30);
@@ -503,6 +517,10 @@ pub fn target_cluster(seed: u64) -> Target {
         .seed(seed)
         .config(Config::local())
         .build();
+    // An evicted member is remembered until it would have been reaped (rumor-core's
+    // tombstones), not forever.
+    sim.views_mut()
+        .forget_absent_after(Config::local().reap_timeout);
     let formed = sim.run_until_pred(sim.now() + FORM_BOUND, |s| s.converged());
     assert!(
         formed.is_some(),
@@ -925,7 +943,19 @@ pub fn check_liveness(sim: &mut Target) -> Result<Recovery, Violation> {
     if let Err(e) = sim.join(newcomer, 0) {
         panic!("the newcomer could not start joining: {e:?}");
     }
-    let Some(converged) = sim.run_until_pred(stop + CONVERGE_BOUND, |s| s.converged()) else {
+    // Only the newcomer's name is wrong, or members are missing: squatted names and
+    // evicted members come back within `squat_bound`.
+    let squatted = |s: &Target| {
+        disagreements(s).iter().all(|(observer, member, held)| {
+            observer == NEWCOMER || member == NEWCOMER || held == "absent"
+        })
+    };
+    let converged = match sim.run_until_pred(stop + CONVERGE_BOUND, |s| s.converged()) {
+        Some(at) => Some(at),
+        None if squatted(sim) => sim.run_until_pred(stop + squat_bound(), |s| s.converged()),
+        None => None,
+    };
+    let Some(converged) = converged else {
         return Err(Violation::NoConvergence {
             wrong: disagreements(sim),
         });

@@ -14,13 +14,19 @@ use rumor_bench::adversary::{
 use rumor_bench::sim::node_name;
 use rumor_core::{Config, Duration, MAX_COUNTER, Tags};
 
-/// Frame classes the fixed-seed scenario leaves out, because they break today's core
-/// (issue 10 items 1, 3 and 4). Remove each one once its fix is merged.
-const FIXED_SEED_EXCLUSIONS: Classes = Classes::KNOWN_BUGS;
+/// Frame classes the fixed-seed scenario leaves out: none (every class is injected).
+const FIXED_SEED_EXCLUSIONS: Classes = Classes::NONE;
 
 #[test]
 fn fixed_seeds_recover_within_the_bound() {
-    for seed in 0..24 {
+    let seeds: Vec<u64> = match std::env::var("ADVERSARY_SEEDS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) => (0..24).collect(),
+    };
+    for seed in seeds {
         let config = AttackConfig::default().excluding(FIXED_SEED_EXCLUSIONS);
         match adversary::trial(seed, &mut SeededChoices::new(seed), &config) {
             Ok((recovery, frames)) => {
@@ -158,7 +164,6 @@ fn gossip(updates: Vec<ForgedUpdate>) -> Forged {
 }
 
 #[test]
-#[ignore = "issue 10 item 1 (Lamport cap): fixed on the counter-cap branch"]
 fn a_user_event_at_the_lamport_cap_does_not_stop_joins() {
     // Found by seed 3: every push-pull is then dropped as malformed (HonestDropped), so a
     // newcomer cannot join.
@@ -172,7 +177,6 @@ fn a_user_event_at_the_lamport_cap_does_not_stop_joins() {
 }
 
 #[test]
-#[ignore = "issue 10 item 1 (Lamport cap): fixed on the counter-cap branch"]
 fn a_push_pull_at_the_lamport_cap_does_not_poison_the_clock() {
     // Found by seed 1: later user events are not delivered (EventNotDelivered).
     let frame = Forged {
@@ -187,7 +191,6 @@ fn a_push_pull_at_the_lamport_cap_does_not_poison_the_clock() {
 }
 
 #[test]
-#[ignore = "issue 10 item 1 (incarnation cap): fixed on the counter-cap branch"]
 fn a_failure_claimed_at_the_incarnation_cap_is_refuted() {
     // Found by seed 0: node-2 stays Failed at 2^31 - 1 everywhere (NoConvergence).
     let frame = gossip(vec![ForgedUpdate::Failed {
@@ -198,7 +201,6 @@ fn a_failure_claimed_at_the_incarnation_cap_is_refuted() {
 }
 
 #[test]
-#[ignore = "issue 10 item 1 (incarnation cap): fixed on the counter-cap branch"]
 fn a_member_pushed_to_the_incarnation_cap_can_still_refute() {
     // Found by seed 2: node-4 cannot refute any later suspicion (CannotRefute).
     let frame = gossip(vec![ForgedUpdate::Alive {
@@ -226,7 +228,6 @@ fn a_member_pushed_to_the_incarnation_cap_can_still_refute() {
 }
 
 #[test]
-#[ignore = "issue 10 item 4 (eviction forgets): fixed on the full-table branch"]
 fn an_evicted_failed_member_is_not_resurrected_by_a_stale_claim() {
     // Found by seed 78 (TABLE_OVERFLOW): more alive names than slots; a failed stranger is
     // evicted for another, then a stale claim at its old incarnation re-admits it, and the

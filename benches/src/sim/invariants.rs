@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use rumor_core::{Instant, Status};
+use rumor_core::{Duration, Instant, Status};
 
 /// What an observer holds about one member, as of the observer's last step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +23,8 @@ struct Record {
     seen: Seen,
     /// The pass that last saw this member in the observer's table.
     stamp: u64,
+    /// When the observer's status or incarnation for it last changed.
+    since: Instant,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -63,6 +65,8 @@ pub struct Views {
     views: Vec<View>,
     seed: u64,
     capacity: usize,
+    /// See [`Views::forget_absent_after`].
+    forget_absent_after: Option<Duration>,
 }
 
 impl Views {
@@ -72,7 +76,17 @@ impl Views {
             views: Vec::new(),
             seed,
             capacity,
+            forget_absent_after: None,
         }
+    }
+
+    /// A member absent from an observer's table whose record last changed at least `d`
+    /// ago is forgotten when it comes back, as if reaped: rumor-core remembers a member
+    /// evicted to make room (so stale news cannot bring it back) until it would have been
+    /// reaped, `reap_timeout` after its last change. Off by default: an evicted member must
+    /// then come back at a higher incarnation, whenever it does.
+    pub fn forget_absent_after(&mut self, d: Duration) {
+        self.forget_absent_after = Some(d);
     }
 
     /// Forgets everything observer `observer` held (it was restarted).
@@ -184,12 +198,26 @@ impl Pass<'_> {
             incarnation,
             addr,
         };
+        let forget_after = self.views.forget_absent_after;
         let view = &mut self.views.views[self.observer];
+        let (now, stamp) = (self.now, self.stamp);
+        let current = view.stamp;
+        let stale = forget_after.is_some_and(|d| {
+            view.records
+                .get(name)
+                .is_some_and(|r| r.stamp != current && r.since + d <= now)
+        });
+        if stale {
+            view.records.remove(name);
+        }
         match view.records.get_mut(name) {
             Some(record) => {
                 let old = record.seen;
+                if (old.status, old.incarnation) != (status, incarnation) {
+                    record.since = now;
+                }
                 record.seen = seen;
-                record.stamp = self.stamp;
+                record.stamp = stamp;
                 if incarnation < old.incarnation {
                     self.violation(
                         name,
@@ -216,7 +244,8 @@ impl Pass<'_> {
                     name.to_owned(),
                     Record {
                         seen,
-                        stamp: self.stamp,
+                        stamp,
+                        since: now,
                     },
                 );
             }

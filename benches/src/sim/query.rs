@@ -131,6 +131,11 @@ impl<N: SimMember> Cluster<N> {
         })
     }
 
+    /// The invariant checker, to set its options (e.g. [`Views::forget_absent_after`]).
+    pub fn views_mut(&mut self) -> &mut Views {
+        &mut self.views
+    }
+
     /// The per-observer mirrors of the member tables.
     ///
     /// # Panics
