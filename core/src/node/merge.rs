@@ -432,6 +432,19 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.table.record(i, Pending::LEFT);
         self.broadcast(Subject::Member(i as u16));
     }
+
+    /// Marks slot `i` failed at incarnation `inc` and spreads the news.
+    pub(super) fn set_failed(&mut self, now: Instant, i: usize, inc: u32) {
+        if let Some(s) = self.table.get_mut(i) {
+            self.stats.failures += 1;
+            s.incarnation = inc;
+            s.since = now;
+            s.suspicion = None;
+            self.table.set_status(i, Status::Failed);
+            self.table.record(i, crate::member::Pending::FAILED);
+            self.broadcast(Subject::Member(i as u16));
+        }
+    }
 }
 
 /// True the first time `fp` is offered while remembered; remembers it (forgetting the

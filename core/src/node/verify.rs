@@ -18,7 +18,8 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use super::Node;
-use super::transmit::{Outgoing, SyncSession};
+use super::sync::SyncSession;
+use super::transmit::Outgoing;
 use crate::name::Name;
 
 /// Push-pull requests waiting for their challenge's ack.
