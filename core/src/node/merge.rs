@@ -21,7 +21,7 @@ use core::net::SocketAddr;
 use super::{Node, Phase};
 use crate::broadcast::Subject;
 use crate::event::Event;
-use crate::member::{Pending, Slot, Status};
+use crate::member::{Pending, Slot, Status, Transition};
 use crate::suspicion::{Suspicion, fingerprint, min_timeout};
 use crate::tags::Tags;
 use crate::time::Instant;
@@ -154,9 +154,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
         s.suspicion = None;
         self.table.set_status(i, Status::Alive);
         if !was_live {
-            self.table.record(i, Pending::JOINED);
+            self.table.record(i, Transition::Joined);
         } else if changed {
-            self.table.record(i, Pending::UPDATED);
+            self.table.record(i, Transition::Updated);
         }
         self.broadcast(Subject::Member(i as u16));
     }
@@ -169,7 +169,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return;
         };
         let mut pending = Pending::default();
-        pending.record(Pending::JOINED);
+        pending.record(Transition::Joined);
         let slot = Slot {
             name,
             addr,
@@ -390,7 +390,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         s.since = now;
         s.suspicion = Some(sus);
         self.table.set_status(i, Status::Suspect);
-        self.table.record(i, Pending::SUSPECTED);
+        self.table.record(i, Transition::Suspected);
         self.stats.suspicions += 1;
         self.broadcast(Subject::Member(i as u16));
     }
@@ -429,7 +429,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         s.since = now;
         s.suspicion = None;
         self.table.set_status(i, Status::Left);
-        self.table.record(i, Pending::LEFT);
+        self.table.record(i, Transition::Left);
         self.broadcast(Subject::Member(i as u16));
     }
 
@@ -441,7 +441,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             s.since = now;
             s.suspicion = None;
             self.table.set_status(i, Status::Failed);
-            self.table.record(i, crate::member::Pending::FAILED);
+            self.table.record(i, Transition::Failed);
             self.broadcast(Subject::Member(i as u16));
         }
     }

@@ -5,7 +5,7 @@
 use super::transmit::Outgoing;
 use super::{Node, Phase};
 
-use crate::member::{Pending, Status};
+use crate::member::{Status, Transition};
 use crate::time::{Duration, Instant};
 
 /// Node-wide deadlines; `None` when not armed.
@@ -100,7 +100,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     fn member_deadline(&self, s: &crate::member::Slot) -> Option<Instant> {
-        if s.pending.has(Pending::REAPED) {
+        if s.pending.has(Transition::Reaped) {
             // Reaped already: the slot waits for the application to hear of it.
             return None;
         }
@@ -217,7 +217,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 self.set_failed(now, i, inc);
             } else {
                 self.stats.members_reaped += 1;
-                self.table.record(i, Pending::REAPED);
+                self.table.record(i, Transition::Reaped);
             }
         }
     }
