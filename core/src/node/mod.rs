@@ -369,9 +369,14 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         }
     }
 
+    /// Queues news of `subject`; the only way into the queue, so every update a full
+    /// queue loses is counted.
     fn broadcast(&mut self, subject: Subject) {
-        if self.queue.push(subject) {
-            self.stats.updates_evicted += 1;
+        match self.queue.push(subject) {
+            broadcast::Pushed::Queued => {}
+            broadcast::Pushed::Evicted | broadcast::Pushed::Dropped => {
+                self.stats.updates_evicted += 1;
+            }
         }
     }
 
