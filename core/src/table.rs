@@ -124,8 +124,11 @@ impl<const M: usize> Table<M> {
     }
 
     /// True when every slot is taken.
-    pub(crate) fn is_full(&mut self) -> bool {
-        self.next_free().is_none()
+    pub(crate) fn is_full(&self) -> bool {
+        // Every slot below the hint is taken.
+        self.occupied
+            .get(self.free_hint..)
+            .is_none_or(|rest| rest.iter().all(|&taken| taken))
     }
 
     /// Stores `slot` in the lowest free slot; `None` (and nothing stored) when full.

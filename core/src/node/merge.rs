@@ -125,7 +125,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if inc <= known {
             if inc < known && status == Status::Left {
                 // A stale claim that a member that left is alive: tell the sender otherwise.
-                self.correct(i);
+                self.regossip(i);
             }
             return;
         }
@@ -226,7 +226,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     /// local node's own state. A failure is an opinion that a refutation may be overturning
     /// right now (after a partition heals, re-spreading old failures made hundreds of false
     /// ones in the simulator).
-    fn correct(&mut self, i: usize) {
+    fn regossip(&mut self, i: usize) {
         let subject = Subject::Member(i as u16);
         if !self.queue.contains(subject) {
             self.broadcast(subject);
@@ -291,7 +291,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     /// A negative claim (suspect, failed, left) about `name` at `inc`: refuted when it is
     /// about the local node; otherwise the slot of the member it accuses, if tracked.
-    fn accused(&mut self, name: &str, inc: u32) -> Option<usize> {
+    fn refute_or_find_accused(&mut self, name: &str, inc: u32) -> Option<usize> {
         if name == self.local_slot().name.as_str() {
             self.refute_accusation(inc);
             return None;
@@ -312,7 +312,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 self.refute(inc);
             }
         } else if self.phase == Phase::Running {
-            self.correct(0);
+            self.regossip(0);
         }
     }
 
@@ -324,7 +324,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         from: u32,
         accuser: Option<u16>,
     ) {
-        if let Some(i) = self.accused(name, inc) {
+        if let Some(i) = self.refute_or_find_accused(name, inc) {
             self.suspect(now, i, inc, from, accuser);
         }
     }
@@ -368,7 +368,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         };
         if s.status == Status::Left && inc <= s.incarnation {
             // The accuser missed that the member left: tell it again.
-            self.correct(i);
+            self.regossip(i);
             return;
         }
         if inc < s.incarnation || !s.status.is_live() {
@@ -396,7 +396,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     fn merge_failed(&mut self, now: Instant, name: &str, inc: u32) {
-        let Some(i) = self.accused(name, inc) else {
+        let Some(i) = self.refute_or_find_accused(name, inc) else {
             return;
         };
         let Some(s) = self.table.get(i) else {
@@ -416,7 +416,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     pub(super) fn merge_left(&mut self, now: Instant, name: &str, inc: u32) {
-        let Some(i) = self.accused(name, inc) else {
+        let Some(i) = self.refute_or_find_accused(name, inc) else {
             return;
         };
         let Some(s) = self.table.get_mut(i) else {

@@ -124,7 +124,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             nacks: 0,
             flags: 0,
         });
-        self.send(Outgoing::Ping {
+        self.enqueue(Outgoing::Ping {
             to,
             seq,
             target: name,
@@ -231,7 +231,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             if let Some(to) = self.table.get(h).map(|s| s.addr) {
                 self.stats.indirect_probes += 1;
                 p.expected_nacks += 1;
-                self.send(Outgoing::PingReq {
+                self.enqueue(Outgoing::PingReq {
                     to,
                     seq: p.seq,
                     target: name.clone(),

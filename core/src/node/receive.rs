@@ -128,7 +128,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     }
                     _ => {}
                 }
-                self.send(Outgoing::Ack { to: from, seq });
+                self.enqueue(Outgoing::Ack { to: from, seq });
             }
             Message::Ack { seq } => self.on_ack(from, seq),
             Message::Nack { seq } => {
@@ -153,7 +153,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     self.stats.outbox_full += 1;
                     return;
                 }
-                self.send(Outgoing::Ping {
+                self.enqueue(Outgoing::Ping {
                     to: addr.into(),
                     seq: my_seq,
                     target,
@@ -177,7 +177,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
         if let Some(i) = self.helping.iter().position(|h| h.seq == seq) {
             let h = self.helping.swap_remove(i);
-            self.send(Outgoing::Forward {
+            self.enqueue(Outgoing::Forward {
                 to: h.origin,
                 seq: h.origin_seq,
             });

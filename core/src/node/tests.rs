@@ -517,7 +517,7 @@ fn a_stale_accusation_of_a_departed_member_is_corrected() {
     // Let the Left news retire from the queue.
     let mut buf = [0u8; 1500];
     for _ in 0..64 {
-        a.send(Outgoing::Gossip { to: addr(3) });
+        a.enqueue(Outgoing::Gossip { to: addr(3) });
         while a.poll_transmit(now, &mut buf).is_some() {}
     }
     assert!(

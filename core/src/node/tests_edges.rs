@@ -149,7 +149,7 @@ fn datagrams_to_ipv6_addresses_fit_an_ipv6_frame() {
             .unwrap();
     }
     // Gossip and push-pull to IPv6 peers, with far more news queued than one datagram holds.
-    a.send(Outgoing::Gossip { to: v6(3) });
+    a.enqueue(Outgoing::Gossip { to: v6(3) });
     a.start_sync(v6(3), SyncSession::request(v6(3), false));
     let sent = drain(&mut a, now);
     let largest = sent.iter().map(|(_, b)| b.len()).max().unwrap();

@@ -183,7 +183,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         while i < self.helping.len() {
             if self.helping[i].nack_at <= now {
                 let h = self.helping.swap_remove(i);
-                self.send(Outgoing::Nack {
+                self.enqueue(Outgoing::Nack {
                     to: h.origin,
                     seq: h.origin_seq,
                 });

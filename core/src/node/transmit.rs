@@ -125,13 +125,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.random_members(usize::from(self.config.gossip_nodes), None, Status::is_live);
         for &p in &peers {
             if let Some(to) = self.table.get(p).map(|s| s.addr) {
-                self.send(Outgoing::Gossip { to });
+                self.enqueue(Outgoing::Gossip { to });
             }
         }
     }
 
     /// Queues a message; a full outbox drops it and counts the drop.
-    pub(super) fn send(&mut self, out: Outgoing) {
+    pub(super) fn enqueue(&mut self, out: Outgoing) {
         if self.outbox.push_back(out).is_err() {
             self.stats.outbox_full += 1;
         }
@@ -174,7 +174,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 continue;
             }
             let len = enc.len();
-            if let Some(t) = self.sent(&mut buf[..limit], to, len) {
+            if let Some(t) = self.seal(&mut buf[..limit], to, len) {
                 return Some(t);
             }
         }
@@ -182,7 +182,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             let limit = limit(&self.config, to);
             let body_limit = limit.saturating_sub(tag);
             let chunk = self.sync_chunk(&mut buf[..body_limit], gap);
-            if let Some(t) = chunk.and_then(|(to, len)| self.sent(&mut buf[..limit], to, len)) {
+            if let Some(t) = chunk.and_then(|(to, len)| self.seal(&mut buf[..limit], to, len)) {
                 return Some(t);
             }
         }
@@ -227,7 +227,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     /// Seals the encoded frame when encryption is on, and counts it.
-    fn sent(&mut self, buf: &mut [u8], to: SocketAddr, len: usize) -> Option<Transmit> {
+    fn seal(&mut self, buf: &mut [u8], to: SocketAddr, len: usize) -> Option<Transmit> {
         let len = match self.sealing() {
             Some(sealer) => sealer.seal(buf, len)?,
             None => len,

@@ -164,7 +164,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.challenges.remove(0);
         }
         let _ = self.challenges.push(Challenge { from, seq });
-        self.send(Outgoing::Challenge {
+        self.enqueue(Outgoing::Challenge {
             to: from,
             seq,
             target,
