@@ -200,9 +200,15 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         MEMBERS
     }
 
-    /// True once the node has been told to leave.
+    /// True once the node has been told to leave (while the leave is gossiped and after);
+    /// false before it is configured.
     pub fn is_leaving(&self) -> bool {
-        self.phase != Phase::Running
+        match self.phase {
+            Phase::Running => false,
+            Phase::Leaving => true,
+            // Also the phase of an unconfigured node, which has no local slot yet.
+            Phase::Left => self.table.get(0).is_some(),
+        }
     }
 
     /// Renders the current membership with `renderer` into `out`.

@@ -449,3 +449,16 @@ fn every_seed_gets_its_turn() {
     assert_eq!(contacted.len(), 8, "{contacted:?}");
     assert_eq!(a.stats().outbox_full, 0);
 }
+
+#[test]
+fn is_leaving_only_after_leave_and_not_before_configure() {
+    let fresh: Node<4, 4> = Node::unconfigured();
+    assert!(
+        !fresh.is_leaving(),
+        "an unconfigured node was not told to leave"
+    );
+    let mut a = node(1);
+    assert!(!a.is_leaving());
+    a.leave(Instant::ZERO);
+    assert!(a.is_leaving());
+}
