@@ -28,6 +28,18 @@ pub(crate) struct Queue<const U: usize> {
     entries: heapless::Vec<Entry, U>,
 }
 
+/// What [`Queue::push`] did: callers count every update lost to a full queue.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued, or already queued and now news again.
+    Queued,
+    /// Queued in place of the most-sent entry, which is lost.
+    Evicted,
+    /// Not queued: the queue holds only the local node's own state.
+    Dropped,
+}
+
 impl<const U: usize> Queue<U> {
     pub(crate) const fn new() -> Self {
         Queue {
@@ -35,21 +47,20 @@ impl<const U: usize> Queue<U> {
         }
     }
 
-    /// Queues `subject` as news (sent zero times). Returns true when a full queue had to
-    /// drop an entry: its most-sent one, but never the local node's own state
-    /// ([`Subject::Member`] of slot 0: a refutation or a leave must go out), which is
-    /// queued whatever else is dropped for it.
-    pub(crate) fn push(&mut self, subject: Subject) -> bool {
+    /// Queues `subject` as news (sent zero times). A full queue drops an entry: its
+    /// most-sent one, but never the local node's own state ([`Subject::Member`] of slot 0:
+    /// a refutation or a leave must go out), which is queued whatever else is dropped for it.
+    pub(crate) fn push(&mut self, subject: Subject) -> Pushed {
         if let Some(e) = self.entries.iter_mut().find(|e| e.subject == subject) {
             e.transmits = 0;
-            return false;
+            return Pushed::Queued;
         }
         let entry = Entry {
             subject,
             transmits: 0,
         };
         match self.entries.push(entry) {
-            Ok(()) => false,
+            Ok(()) => Pushed::Queued,
             Err(entry) => {
                 let worst = self
                     .entries
@@ -58,10 +69,13 @@ impl<const U: usize> Queue<U> {
                     .filter(|(_, e)| e.subject != LOCAL)
                     .max_by_key(|(_, e)| e.transmits)
                     .map(|(i, _)| i);
-                if let Some(i) = worst {
-                    self.entries[i] = entry;
+                match worst {
+                    Some(i) => {
+                        self.entries[i] = entry;
+                        Pushed::Evicted
+                    }
+                    None => Pushed::Dropped,
                 }
-                true
             }
         }
     }
@@ -144,14 +158,14 @@ mod tests {
     #[test]
     fn full_queue_drops_the_most_sent_and_news_resets_count() {
         let mut q: Queue<2> = Queue::new();
-        q.push(Subject::Member(1));
-        q.push(Subject::Member(2));
+        assert_eq!(q.push(Subject::Member(1)), Pushed::Queued);
+        assert_eq!(q.push(Subject::Member(2)), Pushed::Queued);
         q.sent(0);
         q.sent(0);
-        assert!(q.push(Subject::Member(3)));
+        assert_eq!(q.push(Subject::Member(3)), Pushed::Evicted);
         assert!(!q.contains(Subject::Member(1)));
         q.sent(1);
-        q.push(Subject::Member(3));
+        assert_eq!(q.push(Subject::Member(3)), Pushed::Queued);
         q.sort();
         assert_eq!(q.get(0).unwrap().transmits, 0);
         q.retire(1);
@@ -161,21 +175,22 @@ mod tests {
     #[test]
     fn full_queue_keeps_the_local_state_however_often_it_was_sent() {
         let mut q: Queue<2> = Queue::new();
-        q.push(LOCAL);
+        assert_eq!(q.push(LOCAL), Pushed::Queued);
         for _ in 0..5 {
             q.sent(0);
         }
         for m in 1..10 {
-            q.push(Subject::Member(m));
+            let _ = q.push(Subject::Member(m));
             assert!(q.contains(LOCAL), "after member {m}");
         }
         // A full queue of others makes room for it.
         let mut q: Queue<1> = Queue::new();
-        q.push(Subject::Member(1));
-        assert!(q.push(LOCAL));
+        assert_eq!(q.push(Subject::Member(1)), Pushed::Queued);
+        assert_eq!(q.push(LOCAL), Pushed::Evicted);
         assert!(q.contains(LOCAL));
-        assert!(
+        assert_eq!(
             q.push(Subject::Member(2)),
+            Pushed::Dropped,
             "the newcomer is dropped instead"
         );
         assert!(q.contains(LOCAL) && !q.contains(Subject::Member(2)));

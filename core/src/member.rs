@@ -44,50 +44,73 @@ impl core::fmt::Display for Status {
     }
 }
 
+/// A member transition to report through `poll_event`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transition {
+    Joined,
+    Updated,
+    Suspected,
+    Left,
+    Failed,
+    /// Reaped: the slot is freed once this is reported.
+    Reaped,
+}
+
+impl Transition {
+    /// Every transition, in report order.
+    const ALL: [Transition; 6] = [
+        Transition::Joined,
+        Transition::Updated,
+        Transition::Suspected,
+        Transition::Left,
+        Transition::Failed,
+        Transition::Reaped,
+    ];
+
+    /// Its bit in [`Pending`].
+    const fn bit(self) -> u8 {
+        match self {
+            Transition::Joined => 1,
+            Transition::Updated => 2,
+            Transition::Suspected => 4,
+            Transition::Left => 8,
+            Transition::Failed => 16,
+            Transition::Reaped => 32,
+        }
+    }
+}
+
 /// Member transitions not yet reported through `poll_event`, kept in the member's own slot so
-/// a burst of changes (a join learning 100 members at once) never overflows a queue.
+/// a burst of changes (a join learning 100 members at once) never overflows a queue: a set of
+/// [`Transition`]s, one bit each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Pending(u8);
 
 impl Pending {
     pub(crate) const NONE: Pending = Pending(0);
-    pub(crate) const JOINED: u8 = 1;
-    pub(crate) const UPDATED: u8 = 2;
-    pub(crate) const SUSPECTED: u8 = 4;
-    pub(crate) const LEFT: u8 = 8;
-    pub(crate) const FAILED: u8 = 16;
-    /// Reaped: the slot is freed once this is reported.
-    pub(crate) const REAPED: u8 = 32;
 
     /// Records a transition, forgetting earlier ones the new one supersedes.
-    pub(crate) fn record(&mut self, what: u8) {
+    pub(crate) fn record(&mut self, what: Transition) {
+        let bad_news =
+            Transition::Suspected.bit() | Transition::Left.bit() | Transition::Failed.bit();
         self.0 = match what {
             // Back to life: earlier bad news is stale.
-            Self::JOINED => Self::JOINED,
-            Self::LEFT | Self::FAILED => {
-                (self.0 & !(Self::SUSPECTED | Self::LEFT | Self::FAILED)) | what
-            }
-            _ => self.0 | what,
+            Transition::Joined => what.bit(),
+            Transition::Left | Transition::Failed => (self.0 & !bad_news) | what.bit(),
+            Transition::Updated | Transition::Suspected | Transition::Reaped => self.0 | what.bit(),
         };
     }
 
     /// Whether `what` is waiting to be reported.
-    pub(crate) fn has(self, what: u8) -> bool {
-        self.0 & what != 0
+    pub(crate) fn has(self, what: Transition) -> bool {
+        self.0 & what.bit() != 0
     }
 
     /// Takes the first pending transition in report order.
-    pub(crate) fn take(&mut self) -> Option<u8> {
-        for what in [
-            Self::JOINED,
-            Self::UPDATED,
-            Self::SUSPECTED,
-            Self::LEFT,
-            Self::FAILED,
-            Self::REAPED,
-        ] {
-            if self.0 & what != 0 {
-                self.0 &= !what;
+    pub(crate) fn take(&mut self) -> Option<Transition> {
+        for what in Transition::ALL {
+            if self.has(what) {
+                self.0 &= !what.bit();
                 return Some(what);
             }
         }
@@ -180,24 +203,24 @@ mod tests {
     #[test]
     fn pending_transitions_report_in_order_and_coalesce() {
         let mut p = Pending::default();
-        p.record(Pending::JOINED);
-        p.record(Pending::SUSPECTED);
-        p.record(Pending::FAILED);
-        assert_eq!(p.take(), Some(Pending::JOINED));
-        assert_eq!(p.take(), Some(Pending::FAILED));
+        p.record(Transition::Joined);
+        p.record(Transition::Suspected);
+        p.record(Transition::Failed);
+        assert_eq!(p.take(), Some(Transition::Joined));
+        assert_eq!(p.take(), Some(Transition::Failed));
         assert_eq!(p.take(), None);
-        p.record(Pending::FAILED);
-        p.record(Pending::JOINED);
-        assert_eq!(p.take(), Some(Pending::JOINED));
+        p.record(Transition::Failed);
+        p.record(Transition::Joined);
+        assert_eq!(p.take(), Some(Transition::Joined));
         assert_eq!(p, Pending::default());
         // A reap is reported last, and a comeback cancels it.
-        p.record(Pending::FAILED);
-        p.record(Pending::REAPED);
-        assert!(p.has(Pending::REAPED));
-        assert_eq!(p.take(), Some(Pending::FAILED));
-        assert_eq!(p.take(), Some(Pending::REAPED));
-        p.record(Pending::REAPED);
-        p.record(Pending::JOINED);
-        assert_eq!((p.take(), p.take()), (Some(Pending::JOINED), None));
+        p.record(Transition::Failed);
+        p.record(Transition::Reaped);
+        assert!(p.has(Transition::Reaped));
+        assert_eq!(p.take(), Some(Transition::Failed));
+        assert_eq!(p.take(), Some(Transition::Reaped));
+        p.record(Transition::Reaped);
+        p.record(Transition::Joined);
+        assert_eq!((p.take(), p.take()), (Some(Transition::Joined), None));
     }
 }

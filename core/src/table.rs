@@ -12,7 +12,7 @@
 //! [`Table::set_status`] and every new transition through [`Table::record`], which keep the
 //! indexes true.
 
-use crate::member::{Pending, Slot, Status};
+use crate::member::{Pending, Slot, Status, Transition};
 use crate::suspicion::fingerprint;
 
 #[derive(Debug)]
@@ -124,8 +124,11 @@ impl<const M: usize> Table<M> {
     }
 
     /// True when every slot is taken.
-    pub(crate) fn is_full(&mut self) -> bool {
-        self.next_free().is_none()
+    pub(crate) fn is_full(&self) -> bool {
+        // Every slot below the hint is taken.
+        self.occupied
+            .get(self.free_hint..)
+            .is_none_or(|rest| rest.iter().all(|&taken| taken))
     }
 
     /// Stores `slot` in the lowest free slot; `None` (and nothing stored) when full.
@@ -206,7 +209,7 @@ impl<const M: usize> Table<M> {
     }
 
     /// Records an unreported transition of slot `i`.
-    pub(crate) fn record(&mut self, i: usize, what: u8) {
+    pub(crate) fn record(&mut self, i: usize, what: Transition) {
         if i == 0 {
             return;
         }
@@ -221,7 +224,7 @@ impl<const M: usize> Table<M> {
     }
 
     /// The next unreported transition, with its slot.
-    pub(crate) fn take_pending(&mut self) -> Option<(usize, u8)> {
+    pub(crate) fn take_pending(&mut self) -> Option<(usize, Transition)> {
         while let Some(&p) = self.pending.front() {
             let i = usize::from(p);
             let what = self.get_mut(i).and_then(|s| s.pending.take());
@@ -274,11 +277,11 @@ mod tests {
         t.set_status(b, Status::Suspect);
         t.set_status(c, Status::Failed);
         assert_eq!((t.live(), t.timed().len()), (3, 2));
-        t.record(a, Pending::JOINED);
-        t.record(c, Pending::FAILED);
-        t.record(c, Pending::LEFT);
+        t.record(a, Transition::Joined);
+        t.record(c, Transition::Failed);
+        t.record(c, Transition::Left);
         t.remove(c);
-        assert_eq!(t.take_pending(), Some((a, Pending::JOINED)));
+        assert_eq!(t.take_pending(), Some((a, Transition::Joined)));
         assert_eq!(t.take_pending(), None);
         assert_eq!((t.live(), t.timed().len(), t.find("c")), (3, 1, None));
         assert_eq!(t.insert(slot("e", Status::Alive)), Some(c));

@@ -2,7 +2,7 @@
 
 use super::Node;
 use crate::event::Event;
-use crate::member::Pending;
+use crate::member::Transition;
 
 impl<const M: usize, const U: usize> Node<M, U> {
     /// The next event for the application, or `None` when there is none.
@@ -27,18 +27,20 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     fn next_member_event(&mut self) -> Option<Event> {
         let (i, what) = self.table.take_pending()?;
-        if what == Pending::REAPED {
+        if what == Transition::Reaped {
             let gone = self.free_slot(i)?;
             return Some(Event::MemberReaped { name: gone.name });
         }
         let s = self.table.get(i)?;
         let (name, addr) = (s.name.clone(), s.addr);
-        Some(match what {
-            Pending::JOINED => Event::MemberJoined { name, addr },
-            Pending::UPDATED => Event::MemberUpdated { name, addr },
-            Pending::SUSPECTED => Event::MemberSuspected { name, addr },
-            Pending::LEFT => Event::MemberLeft { name, addr },
-            _ => Event::MemberFailed { name, addr },
-        })
+        match what {
+            Transition::Joined => Some(Event::MemberJoined { name, addr }),
+            Transition::Updated => Some(Event::MemberUpdated { name, addr }),
+            Transition::Suspected => Some(Event::MemberSuspected { name, addr }),
+            Transition::Left => Some(Event::MemberLeft { name, addr }),
+            Transition::Failed => Some(Event::MemberFailed { name, addr }),
+            // Handled above: the slot is gone once reported.
+            Transition::Reaped => None,
+        }
     }
 }

@@ -21,7 +21,7 @@ use core::net::SocketAddr;
 use super::{Node, Phase};
 use crate::broadcast::Subject;
 use crate::event::Event;
-use crate::member::{Pending, Slot, Status};
+use crate::member::{Pending, Slot, Status, Transition};
 use crate::suspicion::{Suspicion, fingerprint, min_timeout};
 use crate::tags::Tags;
 use crate::time::Instant;
@@ -125,7 +125,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if inc <= known {
             if inc < known && status == Status::Left {
                 // A stale claim that a member that left is alive: tell the sender otherwise.
-                self.correct(i);
+                self.regossip(i);
             }
             return;
         }
@@ -154,9 +154,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
         s.suspicion = None;
         self.table.set_status(i, Status::Alive);
         if !was_live {
-            self.table.record(i, Pending::JOINED);
+            self.table.record(i, Transition::Joined);
         } else if changed {
-            self.table.record(i, Pending::UPDATED);
+            self.table.record(i, Transition::Updated);
         }
         self.broadcast(Subject::Member(i as u16));
     }
@@ -187,7 +187,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             forget_at(&mut self.evicted, k);
         }
         let mut pending = Pending::default();
-        pending.record(Pending::JOINED);
+        pending.record(Transition::Joined);
         let slot = Slot {
             name,
             addr,
@@ -255,7 +255,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     /// local node's own state. A failure is an opinion that a refutation may be overturning
     /// right now (after a partition heals, re-spreading old failures made hundreds of false
     /// ones in the simulator).
-    fn correct(&mut self, i: usize) {
+    fn regossip(&mut self, i: usize) {
         let subject = Subject::Member(i as u16);
         if !self.queue.contains(subject) {
             self.broadcast(subject);
@@ -320,7 +320,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     /// A negative claim (suspect, failed, left) about `name` at `inc`: refuted when it is
     /// about the local node; otherwise the slot of the member it accuses, if tracked.
-    fn accused(&mut self, name: &str, inc: u32) -> Option<usize> {
+    fn refute_or_find_accused(&mut self, name: &str, inc: u32) -> Option<usize> {
         if name == self.local_slot().name.as_str() {
             self.refute_accusation(inc);
             return None;
@@ -341,7 +341,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 self.refute(inc);
             }
         } else if self.phase == Phase::Running {
-            self.correct(0);
+            self.regossip(0);
         }
     }
 
@@ -353,7 +353,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         from: u32,
         accuser: Option<u16>,
     ) {
-        if let Some(i) = self.accused(name, inc) {
+        if let Some(i) = self.refute_or_find_accused(name, inc) {
             self.suspect(now, i, inc, from, accuser);
         }
     }
@@ -397,7 +397,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         };
         if s.status == Status::Left && inc <= s.incarnation {
             // The accuser missed that the member left: tell it again.
-            self.correct(i);
+            self.regossip(i);
             return;
         }
         if inc < s.incarnation || !s.status.is_live() {
@@ -419,13 +419,13 @@ impl<const M: usize, const U: usize> Node<M, U> {
         s.since = now;
         s.suspicion = Some(sus);
         self.table.set_status(i, Status::Suspect);
-        self.table.record(i, Pending::SUSPECTED);
+        self.table.record(i, Transition::Suspected);
         self.stats.suspicions += 1;
         self.broadcast(Subject::Member(i as u16));
     }
 
     fn merge_failed(&mut self, now: Instant, name: &str, inc: u32) {
-        let Some(i) = self.accused(name, inc) else {
+        let Some(i) = self.refute_or_find_accused(name, inc) else {
             return;
         };
         let Some(s) = self.table.get(i) else {
@@ -445,7 +445,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     pub(super) fn merge_left(&mut self, now: Instant, name: &str, inc: u32) {
-        let Some(i) = self.accused(name, inc) else {
+        let Some(i) = self.refute_or_find_accused(name, inc) else {
             return;
         };
         let Some(s) = self.table.get_mut(i) else {
@@ -458,8 +458,21 @@ impl<const M: usize, const U: usize> Node<M, U> {
         s.since = now;
         s.suspicion = None;
         self.table.set_status(i, Status::Left);
-        self.table.record(i, Pending::LEFT);
+        self.table.record(i, Transition::Left);
         self.broadcast(Subject::Member(i as u16));
+    }
+
+    /// Marks slot `i` failed at incarnation `inc` and spreads the news.
+    pub(super) fn set_failed(&mut self, now: Instant, i: usize, inc: u32) {
+        if let Some(s) = self.table.get_mut(i) {
+            self.stats.failures += 1;
+            s.incarnation = inc;
+            s.since = now;
+            s.suspicion = None;
+            self.table.set_status(i, Status::Failed);
+            self.table.record(i, Transition::Failed);
+            self.broadcast(Subject::Member(i as u16));
+        }
     }
 }
 

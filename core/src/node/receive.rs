@@ -5,7 +5,7 @@ use core::net::SocketAddr;
 use super::transmit::Outgoing;
 use super::{Helping, Node, Phase};
 use crate::crypto::{ENVELOPE_XCHACHA20POLY1305, Plaintext};
-use crate::event::Event;
+
 use crate::time::Instant;
 use crate::wire::{self, DropReason, Message, SyncKind, Update};
 
@@ -128,7 +128,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     }
                     _ => {}
                 }
-                self.send(Outgoing::Ack { to: from, seq });
+                self.enqueue(Outgoing::Ack { to: from, seq });
             }
             Message::Ack { seq } => self.on_ack(from, seq),
             Message::Nack { seq } => {
@@ -153,36 +153,14 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     self.stats.outbox_full += 1;
                     return;
                 }
-                self.send(Outgoing::Ping {
+                self.enqueue(Outgoing::Ping {
                     to: addr.into(),
                     seq: my_seq,
                     target,
                     suspected: None,
                 });
             }
-            Message::Sync { kind, ltime } => {
-                self.stats.sync_chunks_received += 1;
-                // A newcomer takes its seed's clock whatever it is; a running node only
-                // within the window (docs/PROTOCOL.md, counters).
-                let joining = kind == SyncKind::Response && !self.join.seeds.is_empty();
-                if !joining && self.user.too_far(ltime) {
-                    self.stats.ltimes_too_far += 1;
-                } else {
-                    self.user.catch_up(ltime);
-                }
-                match kind {
-                    SyncKind::Request { first: true, .. } if self.phase == Phase::Running => {
-                        self.on_sync_request(from, requester);
-                    }
-                    SyncKind::Response if !self.join.seeds.is_empty() => {
-                        self.join.seeds.clear();
-                        self.timers.join = None;
-                        self.user.set_floor(ltime);
-                        self.push_event(Event::Joined { via: from });
-                    }
-                    _ => {}
-                }
-            }
+            Message::Sync { kind, ltime } => self.on_sync(from, kind, ltime, requester),
             Message::Gossip => {}
         }
     }
@@ -199,7 +177,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
         if let Some(i) = self.helping.iter().position(|h| h.seq == seq) {
             let h = self.helping.swap_remove(i);
-            self.send(Outgoing::Forward {
+            self.enqueue(Outgoing::Forward {
                 to: h.origin,
                 seq: h.origin_seq,
             });

@@ -1,7 +1,6 @@
 //! Behaviour of one node and of tiny clusters on a perfect in-memory network. Cluster-scale
 //! scenarios (loss, partitions, 100 nodes) live in the simulator (`benches/`).
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::vec::Vec;
 
@@ -9,133 +8,9 @@ use super::transmit::Outgoing;
 use super::*;
 use crate::wire::{DropReason, Encoder, Message, Update, WireAddr};
 
-pub(super) type N = Node<8, 16>;
+mod net;
 
-pub(super) fn addr(i: u8) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, i], 7946))
-}
-
-pub(super) fn node(i: u8) -> N {
-    node_with(i, Config::lan())
-}
-
-fn node_with(i: u8, config: Config) -> N {
-    let name = std::format!("n{i}");
-    Node::new(Identity::new(&name, addr(i)).unwrap(), config, u64::from(i)).unwrap()
-}
-
-/// A perfect network of a few nodes, stepped to each earliest deadline.
-pub(super) struct Net {
-    pub(super) nodes: Vec<(SocketAddr, N, bool)>,
-    wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
-    pub(super) events: Vec<(SocketAddr, Event)>,
-    /// Every datagram sent, as bytes.
-    pub(super) sent: Vec<Vec<u8>>,
-    pub(super) now: Instant,
-    /// Datagrams `(to, bytes)` for which this is true are lost.
-    pub(super) lose: Option<fn(SocketAddr, &[u8]) -> bool>,
-    /// A link cut both ways: nothing between these two addresses gets through.
-    pub(super) cut: Option<(SocketAddr, SocketAddr)>,
-}
-
-impl Net {
-    pub(super) fn new(n: u8) -> Self {
-        Self::with_config(n, Config::lan())
-    }
-
-    pub(super) fn with_config(n: u8, config: Config) -> Self {
-        let mut net = Net {
-            nodes: (1..=n)
-                .map(|i| (addr(i), node_with(i, config.clone()), true))
-                .collect(),
-            wire: VecDeque::new(),
-            events: Vec::new(),
-            sent: Vec::new(),
-            now: Instant::ZERO,
-            lose: None,
-            cut: None,
-        };
-        for i in 1..n as usize {
-            net.nodes[i].1.join(Instant::ZERO, addr(1)).unwrap();
-        }
-        net
-    }
-
-    pub(super) fn drain(&mut self, i: usize) {
-        let mut buf = [0u8; 1500];
-        let (a, node, _) = &mut self.nodes[i];
-        while let Some(t) = node.poll_transmit(self.now, &mut buf) {
-            assert!(t.len <= node.config().max_datagram);
-            self.sent.push(buf[..t.len].to_vec());
-            self.wire.push_back((*a, t.to, buf[..t.len].to_vec()));
-        }
-        while let Some(e) = node.poll_event() {
-            self.events.push((*a, e));
-        }
-    }
-
-    pub(super) fn run_for(&mut self, d: Duration) {
-        let end = self.now + d;
-        for _ in 0..100_000 {
-            for i in 0..self.nodes.len() {
-                if self.nodes[i].2 {
-                    self.nodes[i].1.handle_timeout(self.now);
-                    self.drain(i);
-                }
-            }
-            while let Some((from, to, bytes)) = self.wire.pop_front() {
-                let cut = |(a, b)| (from, to) == (a, b) || (from, to) == (b, a);
-                if self.lose.is_some_and(|lose| lose(to, &bytes)) || self.cut.is_some_and(cut) {
-                    continue;
-                }
-                if let Some(i) = self.nodes.iter().position(|n| n.0 == to && n.2) {
-                    let _ = self.nodes[i].1.handle_datagram(self.now, from, &bytes);
-                    self.drain(i);
-                }
-            }
-            let next = self
-                .nodes
-                .iter()
-                .filter(|n| n.2)
-                .filter_map(|n| n.1.poll_timeout())
-                .min()
-                .unwrap_or(end);
-            if next > end {
-                self.now = end;
-                return;
-            }
-            self.now = next.max(self.now);
-        }
-        panic!("run_for did not reach its end");
-    }
-
-    pub(super) fn status(&self, observer: usize, name: &str) -> Option<Status> {
-        self.nodes[observer].1.member(name).map(|m| m.status())
-    }
-
-    /// How many times the node at `addr` delivered the user event `deploy` / `v2`.
-    fn deliveries(&self, at: SocketAddr) -> usize {
-        self.events
-            .iter()
-            .filter(|(a, e)| {
-                *a == at
-                    && matches!(e, Event::User(u) if u.name == "deploy" && &u.payload[..] == b"v2")
-            })
-            .count()
-    }
-
-    /// Runs 5 s, sends `deploy` / `v2` from the first node, runs 10 s more.
-    fn send_deploy(&mut self) {
-        self.run_for(Duration::from_secs(5));
-        let now = self.now;
-        self.nodes[0]
-            .1
-            .send_user_event(now, "deploy", b"v2")
-            .unwrap();
-        self.drain(0);
-        self.run_for(Duration::from_secs(10));
-    }
-}
+pub(super) use self::net::*;
 
 #[test]
 fn node_fits_the_memory_budget() {
@@ -626,94 +501,6 @@ fn garbage_changes_nothing_and_is_counted() {
     assert_eq!(a.stats().dropped_malformed, 3);
 }
 
-/// A node can live in a `static`: built at compile time, configured in place.
-static PLACED: Node<4, 4> = Node::unconfigured();
-
-#[test]
-fn an_unconfigured_node_is_silent_until_configured_in_place() {
-    let mut n = Node::<4, 4>::unconfigured();
-    assert_eq!(PLACED.members().count(), 0);
-    assert_eq!(n.poll_timeout(), None);
-    assert_eq!(n.join(Instant::ZERO, addr(2)), Err(JoinError::Unconfigured));
-    assert_eq!(
-        n.handle_datagram(Instant::ZERO, addr(2), &alive("b", 0, 2)),
-        Err(DropReason::Ignored)
-    );
-    let mut bad = Config::lan();
-    bad.gossip_interval = Duration::ZERO;
-    let id = Identity::new("n1", addr(1)).unwrap();
-    assert_eq!(
-        n.configure(id.clone(), bad, 1),
-        Err(ConfigError::ZeroGossipInterval)
-    );
-    n.configure(id, Config::lan(), 1).unwrap();
-    assert_eq!(n.local().name(), "n1");
-    assert_eq!(n.poll_timeout(), Some(Instant::ZERO));
-    n.join(Instant::ZERO, addr(2)).unwrap();
-    n.handle_datagram(Instant::ZERO, addr(2), &alive("b", 0, 2))
-        .unwrap();
-    assert_eq!(n.members().count(), 2);
-}
-
-#[test]
-fn small_mtu_profile_keeps_every_datagram_within_512_bytes() {
-    // Long tags make every state large, so push-pull needs several chunks; encryption
-    // takes its 40 bytes out of the same budget.
-    let mut net = Net::with_config(8, Config::small_mtu());
-    for (i, n) in net.nodes.iter_mut().enumerate() {
-        let tags = Tags::new()
-            .with("role", "backend")
-            .unwrap()
-            .with("note", &"x".repeat(60))
-            .unwrap();
-        n.1.set_tags(Instant::ZERO, tags);
-        let keyring = crate::Keyring::new(crate::Key::from_bytes([1; 32]));
-        n.1.set_keyring(keyring, [i as u8; 16]);
-    }
-    net.run_for(Duration::from_secs(20));
-    for (i, n) in net.nodes.iter().enumerate() {
-        assert_eq!(n.1.members().count(), 8, "node {i}");
-    }
-    assert!(net.sent.iter().all(|b| b.len() <= 512));
-    assert!(
-        net.sent.iter().any(|b| b.len() > 400),
-        "chunks fill the datagram"
-    );
-}
-
-#[test]
-fn every_seed_gets_its_turn() {
-    let mut a = node(1);
-    for i in 2..10 {
-        a.join(Instant::ZERO, addr(i)).unwrap();
-    }
-    assert_eq!(
-        a.join(Instant::ZERO, addr(10)),
-        Err(JoinError::TooManySeeds)
-    );
-    let mut contacted = std::collections::BTreeSet::new();
-    let mut buf = [0u8; 1500];
-    let mut now = Instant::ZERO;
-    // Two join attempts: at once, and after the first backoff.
-    for _ in 0..100 {
-        if now > Instant::ZERO + a.config().join_retry_initial {
-            break;
-        }
-        a.handle_timeout(now);
-        while let Some(t) = a.poll_transmit(now, &mut buf) {
-            if matches!(
-                crate::wire::decode(&buf[..t.len], 0).unwrap().message,
-                Message::Sync { .. }
-            ) {
-                contacted.insert(t.to);
-            }
-        }
-        now = a.poll_timeout().unwrap().max(now);
-    }
-    assert_eq!(contacted.len(), 8, "{contacted:?}");
-    assert_eq!(a.stats().outbox_full, 0);
-}
-
 #[test]
 fn a_stale_accusation_of_a_departed_member_is_corrected() {
     let mut a = node(1);
@@ -730,7 +517,7 @@ fn a_stale_accusation_of_a_departed_member_is_corrected() {
     // Let the Left news retire from the queue.
     let mut buf = [0u8; 1500];
     for _ in 0..64 {
-        a.send(Outgoing::Gossip { to: addr(3) });
+        a.enqueue(Outgoing::Gossip { to: addr(3) });
         while a.poll_transmit(now, &mut buf).is_some() {}
     }
     assert!(

@@ -1,12 +1,12 @@
-//! Timing and small edges: late timers, datagram size per address family, nonce state
-//! across keyring changes, seeds.
+//! Timing and small edges: late timers, datagram size per address family and MTU profile,
+//! nonce state across keyring changes, seeds, a node placed in a `static`.
 
 use std::net::SocketAddr;
 use std::vec::Vec;
 
-use super::tests::addr;
+use super::tests::{Net, addr, alive, node};
 use super::*;
-use crate::wire::{Encoder, Message, Update, WireAddr};
+use crate::wire::{DropReason, Encoder, Message, Update, WireAddr};
 
 fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
     let mut buf = [0u8; 1500];
@@ -149,7 +149,7 @@ fn datagrams_to_ipv6_addresses_fit_an_ipv6_frame() {
             .unwrap();
     }
     // Gossip and push-pull to IPv6 peers, with far more news queued than one datagram holds.
-    a.send(Outgoing::Gossip { to: v6(3) });
+    a.enqueue(Outgoing::Gossip { to: v6(3) });
     a.start_sync(v6(3), SyncSession::request(v6(3), false));
     let sent = drain(&mut a, now);
     let largest = sent.iter().map(|(_, b)| b.len()).max().unwrap();
@@ -360,4 +360,105 @@ fn a_node_seeded_with_its_own_address_does_not_join_itself() {
     let later = now + Duration::from_secs(120);
     a.handle_timeout(later);
     assert!(drain(&mut a, later).iter().all(|(to, _)| *to != addr(9)));
+}
+
+/// A node can live in a `static`: built at compile time, configured in place.
+static PLACED: Node<4, 4> = Node::unconfigured();
+
+#[test]
+fn an_unconfigured_node_is_silent_until_configured_in_place() {
+    let mut n = Node::<4, 4>::unconfigured();
+    assert_eq!(PLACED.members().count(), 0);
+    assert_eq!(n.poll_timeout(), None);
+    assert_eq!(n.join(Instant::ZERO, addr(2)), Err(JoinError::Unconfigured));
+    assert_eq!(
+        n.handle_datagram(Instant::ZERO, addr(2), &alive("b", 0, 2)),
+        Err(DropReason::Ignored)
+    );
+    let mut bad = Config::lan();
+    bad.gossip_interval = Duration::ZERO;
+    let id = Identity::new("n1", addr(1)).unwrap();
+    assert_eq!(
+        n.configure(id.clone(), bad, 1),
+        Err(ConfigError::ZeroGossipInterval)
+    );
+    n.configure(id, Config::lan(), 1).unwrap();
+    assert_eq!(n.local().name(), "n1");
+    assert_eq!(n.poll_timeout(), Some(Instant::ZERO));
+    n.join(Instant::ZERO, addr(2)).unwrap();
+    n.handle_datagram(Instant::ZERO, addr(2), &alive("b", 0, 2))
+        .unwrap();
+    assert_eq!(n.members().count(), 2);
+}
+
+#[test]
+fn small_mtu_profile_keeps_every_datagram_within_512_bytes() {
+    // Long tags make every state large, so push-pull needs several chunks; encryption
+    // takes its 40 bytes out of the same budget.
+    let mut net = Net::with_config(8, Config::small_mtu());
+    for (i, n) in net.nodes.iter_mut().enumerate() {
+        let tags = Tags::new()
+            .with("role", "backend")
+            .unwrap()
+            .with("note", &"x".repeat(60))
+            .unwrap();
+        n.1.set_tags(Instant::ZERO, tags);
+        let keyring = crate::Keyring::new(crate::Key::from_bytes([1; 32]));
+        n.1.set_keyring(keyring, [i as u8; 16]);
+    }
+    net.run_for(Duration::from_secs(20));
+    for (i, n) in net.nodes.iter().enumerate() {
+        assert_eq!(n.1.members().count(), 8, "node {i}");
+    }
+    assert!(net.sent.iter().all(|b| b.len() <= 512));
+    assert!(
+        net.sent.iter().any(|b| b.len() > 400),
+        "chunks fill the datagram"
+    );
+}
+
+#[test]
+fn every_seed_gets_its_turn() {
+    let mut a = node(1);
+    for i in 2..10 {
+        a.join(Instant::ZERO, addr(i)).unwrap();
+    }
+    assert_eq!(
+        a.join(Instant::ZERO, addr(10)),
+        Err(JoinError::TooManySeeds)
+    );
+    let mut contacted = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 1500];
+    let mut now = Instant::ZERO;
+    // Two join attempts: at once, and after the first backoff.
+    for _ in 0..100 {
+        if now > Instant::ZERO + a.config().join_retry_initial {
+            break;
+        }
+        a.handle_timeout(now);
+        while let Some(t) = a.poll_transmit(now, &mut buf) {
+            if matches!(
+                crate::wire::decode(&buf[..t.len], 0).unwrap().message,
+                Message::Sync { .. }
+            ) {
+                contacted.insert(t.to);
+            }
+        }
+        now = a.poll_timeout().unwrap().max(now);
+    }
+    assert_eq!(contacted.len(), 8, "{contacted:?}");
+    assert_eq!(a.stats().outbox_full, 0);
+}
+
+#[test]
+fn is_leaving_only_after_leave_and_not_before_configure() {
+    let fresh: Node<4, 4> = Node::unconfigured();
+    assert!(
+        !fresh.is_leaving(),
+        "an unconfigured node was not told to leave"
+    );
+    let mut a = node(1);
+    assert!(!a.is_leaving());
+    a.leave(Instant::ZERO);
+    assert!(a.is_leaving());
 }

@@ -11,7 +11,7 @@ use crate::member::Status;
 use crate::name::Name;
 use crate::time::Instant;
 use crate::user_event::UserEvent;
-use crate::wire::{Encoder, Message, SyncKind, Update, WireStatus};
+use crate::wire::{Encoder, Message, Update};
 
 /// At most this many bytes go to an unverified address per byte received from it (QUIC's
 /// anti-amplification limit).
@@ -115,55 +115,23 @@ impl Outgoing {
     }
 }
 
-/// One side of a push-pull exchange: the member table, sent chunk by chunk.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct SyncSession {
-    pub(super) to: SocketAddr,
-    pub(super) kind: SyncKind,
-    /// Next table slot to send.
-    cursor: usize,
-    /// Next buffered user event to send, once every slot is sent: anti-entropy for events
-    /// a member missed while its gossip was lost (Serf's push-pull carries them too).
-    event: usize,
-    /// Only the local node's own state: a request to an address that is not a live member.
-    own_only: bool,
-}
-
-impl SyncSession {
-    pub(super) fn request(to: SocketAddr, join: bool) -> Self {
-        SyncSession {
-            to,
-            kind: SyncKind::Request { first: true, join },
-            cursor: 0,
-            event: 0,
-            own_only: false,
-        }
-    }
-
-    /// A request carrying only the local node's state: to a remembered seed that is not a
-    /// live member, which answers with its table if it is in a cluster, so the table goes
-    /// only where it was asked for.
-    pub(super) fn own_state(to: SocketAddr) -> Self {
-        SyncSession {
-            own_only: true,
-            ..Self::request(to, false)
-        }
-    }
-
-    pub(super) fn response(to: SocketAddr) -> Self {
-        SyncSession {
-            to,
-            kind: SyncKind::Response,
-            cursor: 0,
-            event: 0,
-            own_only: false,
-        }
-    }
-}
-
 impl<const M: usize, const U: usize> Node<M, U> {
+    /// Sends the queued updates to a few random peers.
+    pub(super) fn gossip_round(&mut self) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let peers: heapless::Vec<usize, 8> =
+            self.random_members(usize::from(self.config.gossip_nodes), None, Status::is_live);
+        for &p in &peers {
+            if let Some(to) = self.table.get(p).map(|s| s.addr) {
+                self.enqueue(Outgoing::Gossip { to });
+            }
+        }
+    }
+
     /// Queues a message; a full outbox drops it and counts the drop.
-    pub(super) fn send(&mut self, out: Outgoing) {
+    pub(super) fn enqueue(&mut self, out: Outgoing) {
         if self.outbox.push_back(out).is_err() {
             self.stats.outbox_full += 1;
         }
@@ -206,7 +174,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 continue;
             }
             let len = enc.len();
-            if let Some(t) = self.sent(&mut buf[..limit], to, len) {
+            if let Some(t) = self.seal(&mut buf[..limit], to, len) {
                 return Some(t);
             }
         }
@@ -214,7 +182,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             let limit = limit(&self.config, to);
             let body_limit = limit.saturating_sub(tag);
             let chunk = self.sync_chunk(&mut buf[..body_limit], gap);
-            if let Some(t) = chunk.and_then(|(to, len)| self.sent(&mut buf[..limit], to, len)) {
+            if let Some(t) = chunk.and_then(|(to, len)| self.seal(&mut buf[..limit], to, len)) {
                 return Some(t);
             }
         }
@@ -259,7 +227,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     /// Seals the encoded frame when encryption is on, and counts it.
-    fn sent(&mut self, buf: &mut [u8], to: SocketAddr, len: usize) -> Option<Transmit> {
+    fn seal(&mut self, buf: &mut [u8], to: SocketAddr, len: usize) -> Option<Transmit> {
         let len = match self.sealing() {
             Some(sealer) => sealer.seal(buf, len)?,
             None => len,
@@ -346,86 +314,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
             Subject::User(i) => self.user.get(usize::from(i)).map(user_update),
         }
     }
-
-    /// The next chunk of the first push-pull session: as many member states as fit, then
-    /// the buffered user events. Returns the destination and encoded length.
-    fn sync_chunk(&mut self, buf: &mut [u8], gap: usize) -> Option<(SocketAddr, usize)> {
-        let mut session = *self.syncs.first()?;
-        let message = Message::Sync {
-            kind: session.kind,
-            ltime: self.user.clock,
-        };
-        let Some(mut enc) = Encoder::with_gap(buf, self.config.cluster_id, gap, &message) else {
-            // The caller's buffer cannot hold even a header: give the session up.
-            self.syncs.remove(0);
-            return None;
-        };
-        let mut entries = 0;
-        let end = if session.own_only {
-            1
-        } else {
-            self.table.used()
-        };
-        while session.cursor < end {
-            let fits = match self.table.get(session.cursor) {
-                Some(s) => enc.push(&Update::State {
-                    name: &s.name,
-                    incarnation: s.incarnation,
-                    addr: s.addr.into(),
-                    tags: s.tags.encoded(),
-                    status: match s.status {
-                        Status::Alive => WireStatus::Alive,
-                        Status::Suspect => WireStatus::Suspect,
-                        Status::Failed => WireStatus::Failed,
-                        Status::Left => WireStatus::Left,
-                    },
-                }),
-                None => true,
-            };
-            if !fits {
-                if entries == 0 {
-                    // Cannot happen with a valid config (one state always fits), but never
-                    // loop on it: skip the entry.
-                    session.cursor += 1;
-                }
-                break;
-            }
-            entries += usize::from(self.table.get(session.cursor).is_some());
-            session.cursor += 1;
-        }
-        // Oldest first; events too old for the de-duplication window are not replayed.
-        let events = if session.own_only { 0 } else { self.user.len() };
-        while session.cursor >= end && session.event < events {
-            let fits = match self.user.replay(session.event) {
-                Some(e) => {
-                    let fits = enc.push(&user_update(e));
-                    entries += usize::from(fits);
-                    fits
-                }
-                None => true,
-            };
-            if !fits {
-                if entries == 0 {
-                    session.event += 1;
-                }
-                break;
-            }
-            session.event += 1;
-        }
-        if let SyncKind::Request { join, .. } = session.kind {
-            session.kind = SyncKind::Request { first: false, join };
-        }
-        if session.cursor >= end && session.event >= events {
-            self.syncs.remove(0);
-        } else {
-            self.syncs[0] = session;
-        }
-        (entries > 0).then(|| (session.to, enc.len()))
-    }
 }
 
 /// The update that spreads a user event.
-fn user_update(e: &UserEvent) -> Update<'_> {
+pub(super) fn user_update(e: &UserEvent) -> Update<'_> {
     Update::User {
         origin: &e.origin,
         ltime: e.ltime,

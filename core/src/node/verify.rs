@@ -18,7 +18,8 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use super::Node;
-use super::transmit::{Outgoing, SyncSession};
+use super::sync::SyncSession;
+use super::transmit::Outgoing;
 use crate::name::Name;
 
 /// Push-pull requests waiting for their challenge's ack.
@@ -163,7 +164,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.challenges.remove(0);
         }
         let _ = self.challenges.push(Challenge { from, seq });
-        self.send(Outgoing::Challenge {
+        self.enqueue(Outgoing::Challenge {
             to: from,
             seq,
             target,

@@ -1,0 +1,136 @@
+//! The test harness: nodes on a perfect in-memory network, stepped to each earliest
+//! deadline.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::vec::Vec;
+
+use super::super::*;
+
+pub(in crate::node) type N = Node<8, 16>;
+
+pub(in crate::node) fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 7946))
+}
+
+pub(in crate::node) fn node(i: u8) -> N {
+    node_with(i, Config::lan())
+}
+
+pub(in crate::node) fn node_with(i: u8, config: Config) -> N {
+    let name = std::format!("n{i}");
+    Node::new(Identity::new(&name, addr(i)).unwrap(), config, u64::from(i)).unwrap()
+}
+
+/// A perfect network of a few nodes, stepped to each earliest deadline.
+pub(in crate::node) struct Net {
+    pub(in crate::node) nodes: Vec<(SocketAddr, N, bool)>,
+    pub(in crate::node) wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    pub(in crate::node) events: Vec<(SocketAddr, Event)>,
+    /// Every datagram sent, as bytes.
+    pub(in crate::node) sent: Vec<Vec<u8>>,
+    pub(in crate::node) now: Instant,
+    /// Datagrams `(to, bytes)` for which this is true are lost.
+    pub(in crate::node) lose: Option<fn(SocketAddr, &[u8]) -> bool>,
+    /// A link cut both ways: nothing between these two addresses gets through.
+    pub(in crate::node) cut: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl Net {
+    pub(in crate::node) fn new(n: u8) -> Self {
+        Self::with_config(n, Config::lan())
+    }
+
+    pub(in crate::node) fn with_config(n: u8, config: Config) -> Self {
+        let mut net = Net {
+            nodes: (1..=n)
+                .map(|i| (addr(i), node_with(i, config.clone()), true))
+                .collect(),
+            wire: VecDeque::new(),
+            events: Vec::new(),
+            sent: Vec::new(),
+            now: Instant::ZERO,
+            lose: None,
+            cut: None,
+        };
+        for i in 1..n as usize {
+            net.nodes[i].1.join(Instant::ZERO, addr(1)).unwrap();
+        }
+        net
+    }
+
+    pub(in crate::node) fn drain(&mut self, i: usize) {
+        let mut buf = [0u8; 1500];
+        let (a, node, _) = &mut self.nodes[i];
+        while let Some(t) = node.poll_transmit(self.now, &mut buf) {
+            assert!(t.len <= node.config().max_datagram);
+            self.sent.push(buf[..t.len].to_vec());
+            self.wire.push_back((*a, t.to, buf[..t.len].to_vec()));
+        }
+        while let Some(e) = node.poll_event() {
+            self.events.push((*a, e));
+        }
+    }
+
+    pub(in crate::node) fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        for _ in 0..100_000 {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].2 {
+                    self.nodes[i].1.handle_timeout(self.now);
+                    self.drain(i);
+                }
+            }
+            while let Some((from, to, bytes)) = self.wire.pop_front() {
+                let cut = |(a, b)| (from, to) == (a, b) || (from, to) == (b, a);
+                if self.lose.is_some_and(|lose| lose(to, &bytes)) || self.cut.is_some_and(cut) {
+                    continue;
+                }
+                if let Some(i) = self.nodes.iter().position(|n| n.0 == to && n.2) {
+                    let _ = self.nodes[i].1.handle_datagram(self.now, from, &bytes);
+                    self.drain(i);
+                }
+            }
+            let next = self
+                .nodes
+                .iter()
+                .filter(|n| n.2)
+                .filter_map(|n| n.1.poll_timeout())
+                .min()
+                .unwrap_or(end);
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = next.max(self.now);
+        }
+        panic!("run_for did not reach its end");
+    }
+
+    pub(in crate::node) fn status(&self, observer: usize, name: &str) -> Option<Status> {
+        self.nodes[observer].1.member(name).map(|m| m.status())
+    }
+
+    /// How many times the node at `addr` delivered the user event `deploy` / `v2`.
+    pub(in crate::node) fn deliveries(&self, at: SocketAddr) -> usize {
+        self.events
+            .iter()
+            .filter(|(a, e)| {
+                *a == at
+                    && matches!(e, Event::User(u) if u.name == "deploy" && &u.payload[..] == b"v2")
+            })
+            .count()
+    }
+
+    /// Runs 5 s, sends `deploy` / `v2` from the first node, runs 10 s more.
+    pub(in crate::node) fn send_deploy(&mut self) {
+        self.run_for(Duration::from_secs(5));
+        let now = self.now;
+        self.nodes[0]
+            .1
+            .send_user_event(now, "deploy", b"v2")
+            .unwrap();
+        self.drain(0);
+        self.run_for(Duration::from_secs(10));
+    }
+}
