@@ -610,7 +610,6 @@ fn user_event_burst(seed: u64, burst: usize) -> BurstOutcome {
 /// (`user_events_stale`), or cut from some node's gossip before its last retransmission
 /// (`user_events_cut`).
 #[test]
-#[ignore = "known defect (issue 10): since push-pull requests from unverified addresses are challenged, some nodes of a 20-node cluster never see their join completed, so they skip the user events of every Sync chunk and miss events gossip did not bring them; run with --ignored to reproduce"]
 fn i2_user_event_bursts_are_delivered_at_most_once_and_losses_counted() {
     scenario("i2: user event bursts, 20 nodes", 0xB0, |seed| {
         for burst in [1usize, 8, 9, 100, 1_000] {
@@ -656,7 +655,6 @@ fn i2_user_event_bursts_are_delivered_at_most_once_and_losses_counted() {
 /// minute: every node delivers every event exactly once. Push-pull keeps replaying each
 /// node's newest events long after the receivers' de-duplication window moved on.
 #[test]
-#[ignore = "known defect (issue 10): since push-pull requests from unverified addresses are challenged, some nodes of a 20-node cluster never see their join completed, so they skip the user events of every Sync chunk and miss events gossip did not bring them; run with --ignored to reproduce"]
 fn i3_a_steady_stream_of_user_events_is_delivered_once_everywhere() {
     scenario("i3: user event stream, 20 nodes", 0xB1, |seed| {
         let mut sim = lan_cluster::<32, 32>(20, seed);
