@@ -4,21 +4,11 @@
 use std::net::SocketAddr;
 use std::vec::Vec;
 
-use super::tests::{Net, addr};
+use super::tests::{Net, addr, frame};
 use super::*;
-use crate::wire::{Encoder, Message, SyncKind, Update, WireAddr, WireStatus};
+use crate::wire::{Message, SyncKind, Update, WireAddr, WireStatus};
 
 type Big = Node<32, 64>;
-
-fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
-    let mut buf = [0u8; 1500];
-    let mut enc = Encoder::new(&mut buf, 0, &message).unwrap();
-    for u in updates {
-        assert!(enc.push(u));
-    }
-    let len = enc.len();
-    buf[..len].to_vec()
-}
 
 fn stranger() -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 66], 4444))

@@ -4,19 +4,9 @@
 use std::net::SocketAddr;
 use std::vec::Vec;
 
-use super::tests::{Net, addr, alive, node};
+use super::tests::{Net, addr, alive, frame, node};
 use super::*;
-use crate::wire::{DropReason, Encoder, Message, Update, WireAddr};
-
-fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
-    let mut buf = [0u8; 1500];
-    let mut enc = Encoder::new(&mut buf, 0, &message).unwrap();
-    for u in updates {
-        assert!(enc.push(u));
-    }
-    let len = enc.len();
-    buf[..len].to_vec()
-}
+use crate::wire::{DropReason, Message, Update, WireAddr};
 
 fn alive_at(name: &str, at: SocketAddr) -> Vec<u8> {
     frame(
