@@ -421,19 +421,16 @@ fn a_second_claim_of_our_name_from_elsewhere_is_a_conflict() {
     );
 }
 
-#[test]
-fn a_restarted_node_takes_over_its_name_with_a_new_address() {
-    let mut net = Net::new(3);
-    net.run_for(Duration::from_secs(5));
-    net.nodes[2].2 = false;
-    // The same name comes back on a new address and joins again.
+/// Starts a new process named `n3` at `addr(7)` that joins through `addr(1)`.
+pub(super) fn restart_n3_at_a_new_address(net: &mut Net) {
     let mut reborn: N =
         Node::new(Identity::new("n3", addr(7)).unwrap(), Config::lan(), 77).unwrap();
     reborn.join(net.now, addr(1)).unwrap();
     net.nodes.push((addr(7), reborn, true));
-    // Its old record keeps its address until it fails (about 10 s); the new one is taken
-    // over at the next exchange after that (push-pull, every 30 s).
-    net.run_for(Duration::from_secs(60));
+}
+
+/// Every other node holds `n3` alive at `addr(7)`.
+pub(super) fn assert_n3_alive_at_its_new_address(net: &Net) {
     for i in [0, 1, 3] {
         let m = net.nodes[i].1.member("n3").unwrap();
         assert_eq!(
@@ -442,6 +439,19 @@ fn a_restarted_node_takes_over_its_name_with_a_new_address() {
             "observer {i}"
         );
     }
+}
+
+#[test]
+fn a_restarted_node_takes_over_its_name_with_a_new_address() {
+    let mut net = Net::new(3);
+    net.run_for(Duration::from_secs(5));
+    net.nodes[2].2 = false;
+    // The same name comes back on a new address and joins again.
+    restart_n3_at_a_new_address(&mut net);
+    // Its old record keeps its address until it fails (about 10 s); the new one is taken
+    // over at the next exchange after that (push-pull, every 30 s).
+    net.run_for(Duration::from_secs(60));
+    assert_n3_alive_at_its_new_address(&net);
 }
 
 #[test]

@@ -3,7 +3,10 @@
 
 use std::vec::Vec;
 
-use super::tests::{N, Net, addr, alive, frame, node};
+use super::tests::{
+    N, Net, addr, alive, assert_n3_alive_at_its_new_address, frame, node,
+    restart_n3_at_a_new_address,
+};
 use super::*;
 use crate::wire::{
     DropReason, INCARNATION_WINDOW, LTIME_WINDOW, Message, SyncKind, Update, WireAddr, WireStatus,
@@ -413,19 +416,9 @@ fn a_node_restarted_at_a_new_address_takes_its_name_back_once_the_old_one_failed
     net.nodes[2].2 = false;
     net.run_for(Duration::from_secs(60));
     assert_eq!(net.status(0, "n3"), Some(Status::Failed));
-    let mut reborn: N =
-        Node::new(Identity::new("n3", addr(7)).unwrap(), Config::lan(), 77).unwrap();
-    reborn.join(net.now, addr(1)).unwrap();
-    net.nodes.push((addr(7), reborn, true));
+    restart_n3_at_a_new_address(&mut net);
     net.run_for(Duration::from_secs(10));
-    for i in [0, 1, 3] {
-        let m = net.nodes[i].1.member("n3").unwrap();
-        assert_eq!(
-            (m.status(), m.addr()),
-            (Status::Alive, addr(7)),
-            "observer {i}"
-        );
-    }
+    assert_n3_alive_at_its_new_address(&net);
 }
 
 // ---- anonymous suspicions and the node's own updates ----
