@@ -82,17 +82,7 @@ impl Coalescer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(name: &str) -> MemberInfo {
-        MemberInfo {
-            name: name.into(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            status: rumor_core::Status::Alive,
-            tags: Default::default(),
-            incarnation: 0,
-            local: false,
-        }
-    }
+    use crate::handler::test_member as m;
 
     fn names(batch: &[(&'static str, Vec<MemberInfo>)]) -> Vec<(&'static str, Vec<String>)> {
         batch

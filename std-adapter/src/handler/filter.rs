@@ -131,14 +131,7 @@ mod tests {
     use crate::member::MemberInfo;
 
     fn member() -> MemberInfo {
-        MemberInfo {
-            name: "s1".into(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            status: rumor_core::Status::Alive,
-            tags: Default::default(),
-            incarnation: 0,
-            local: false,
-        }
+        crate::handler::test_member("s1")
     }
 
     fn user(name: &str) -> AgentEvent {

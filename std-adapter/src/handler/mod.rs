@@ -15,6 +15,19 @@ mod filter;
 mod invoke;
 mod worker;
 
+/// An alive member named `name` at `127.0.0.1:1`, for the handler modules' tests.
+#[cfg(test)]
+pub(crate) fn test_member(name: &str) -> crate::member::MemberInfo {
+    crate::member::MemberInfo {
+        name: name.into(),
+        addr: "127.0.0.1:1".parse().unwrap(),
+        status: rumor_core::Status::Alive,
+        tags: Default::default(),
+        incarnation: 0,
+        local: false,
+    }
+}
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -301,18 +301,8 @@ async fn invoke_logged(job: &Job, me: MemberInfo, settings: HandlerSettings, sta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handler::test_member as member;
     use std::time::Duration;
-
-    fn member(name: &str) -> MemberInfo {
-        MemberInfo {
-            name: name.into(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            status: rumor_core::Status::Alive,
-            tags: Default::default(),
-            incarnation: 0,
-            local: false,
-        }
-    }
 
     fn lane(specs: &[&str]) -> Lane {
         let handlers = specs
