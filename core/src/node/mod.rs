@@ -33,7 +33,7 @@ use self::probe::Probe;
 use self::sync::SyncSession;
 use self::timers::Timers;
 use self::transmit::Outgoing;
-use self::verify::{CHALLENGES, Challenge, Secret};
+use self::verify::{ANSWERED, Answered, Secret};
 
 /// Outgoing messages waiting for `poll_transmit` (acks, pings, nacks, gossip rounds).
 const OUTBOX: usize = 16;
@@ -205,8 +205,8 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     /// Per slot, the keyed fingerprint of the member's address once it answered a ping of
     /// ours (0: not verified); see `verify.rs`.
     verified: [u32; MEMBERS],
-    /// Push-pull requests from unverified sources, waiting for their challenge's ack.
-    challenges: heapless::Vec<Challenge, CHALLENGES>,
+    /// Challenges answered recently (see `verify.rs`).
+    answered: heapless::Deque<Answered, ANSWERED>,
     /// Keys verification, drawn from the seed.
     secret: Secret,
     /// Fingerprints of recent name conflicts (name and other address), so each is
@@ -276,7 +276,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             refused: heapless::Deque::new(),
             evicted: heapless::Deque::new(),
             verified: [0; MEMBERS],
-            challenges: heapless::Vec::new(),
+            answered: heapless::Deque::new(),
             secret: Secret::ZERO,
             conflicts: heapless::Deque::new(),
         }
@@ -331,7 +331,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.refused.clear();
         self.evicted.clear();
         self.verified = [0; MEMBERS];
-        self.challenges.clear();
+        self.answered.clear();
         self.secret = Secret::new(seed);
         self.conflicts.clear();
         Ok(())

@@ -130,7 +130,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 }
                 self.enqueue(Outgoing::Ack { to: from, seq });
             }
-            Message::Ack { seq } => self.on_ack(from, seq),
+            Message::Ack { seq } => self.on_ack(now, from, seq),
             Message::Nack { seq } => {
                 if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
                     p.nacks = p.nacks.saturating_add(1);
@@ -160,19 +160,16 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     suspected: None,
                 });
             }
-            Message::Sync { kind, ltime } => self.on_sync(from, kind, ltime, requester),
+            Message::Sync { kind, ltime } => self.on_sync(now, from, kind, ltime, requester),
             Message::Gossip => {}
         }
     }
 
-    fn on_ack(&mut self, from: SocketAddr, seq: u32) {
+    fn on_ack(&mut self, now: Instant, from: SocketAddr, seq: u32) {
         if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
             p.set_acked();
             let target = usize::from(p.target);
             self.verify_probe_target(target, from);
-            return;
-        }
-        if self.on_challenge_ack(from, seq) {
             return;
         }
         if let Some(i) = self.helping.iter().position(|h| h.seq == seq) {
@@ -181,6 +178,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 to: h.origin,
                 seq: h.origin_seq,
             });
+            return;
         }
+        self.on_challenge_ack(now, from, seq);
     }
 }

@@ -202,6 +202,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     /// end of a join.
     pub(super) fn on_sync(
         &mut self,
+        now: Instant,
         from: SocketAddr,
         kind: SyncKind,
         ltime: u32,
@@ -218,7 +219,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
         match kind {
             SyncKind::Request { first: true, .. } if self.phase == Phase::Running => {
-                self.on_sync_request(from, requester);
+                self.on_sync_request(now, from, requester);
             }
             SyncKind::Response if !self.join.seeds.is_empty() => {
                 self.join.seeds.clear();

@@ -274,3 +274,100 @@ fn joins_through_the_challenge_converge() {
         .collect();
     assert_eq!(joined.len(), 5);
 }
+
+/// The `k`th of many joiners, each at its own address.
+fn joiner(k: u8) -> (std::string::String, SocketAddr) {
+    (
+        std::format!("joiner-{k:02}"),
+        SocketAddr::from(([198, 51, 100, k], 4444)),
+    )
+}
+
+/// The challenge's sequence number in what `a` sent to `to`.
+fn challenge_seq(a: &mut Big, to: SocketAddr) -> u32 {
+    let (datagrams, _) = sent_to(a, to);
+    match crate::wire::decode(&datagrams[0], 0).unwrap().message {
+        Message::Ping { seq, .. } => seq,
+        other => panic!("a challenge ping, not {other:?}"),
+    }
+}
+
+/// Whether what `a` sent to `to` is a push-pull response.
+fn answered(a: &mut Big, to: SocketAddr) -> bool {
+    let (datagrams, _) = sent_to(a, to);
+    datagrams.iter().any(|d| {
+        matches!(
+            crate::wire::decode(d, 0).unwrap().message,
+            Message::Sync {
+                kind: SyncKind::Response,
+                ..
+            }
+        )
+    })
+}
+
+fn ack(seq: u32) -> Vec<u8> {
+    frame(Message::Ack { seq }, &[])
+}
+
+/// Twelve nodes join through one seed at once: all their requests arrive before any of
+/// their acks. Each is answered after its one challenge; none waits for a join retry
+/// (which used to happen to all but the last four, whose challenges pushed out the rest).
+#[test]
+fn a_burst_of_joiners_is_answered_after_one_challenge_each() {
+    let mut a = node_of(4);
+    let _ = sent_to(&mut a, stranger());
+    let t = Instant::from_secs(1);
+    let seqs: Vec<u32> = (1..=12)
+        .map(|k| {
+            let (name, at) = joiner(k);
+            a.handle_datagram(t, at, &join_request(&name, at)).unwrap();
+            challenge_seq(&mut a, at)
+        })
+        .collect();
+    for (k, seq) in (1..=12).zip(seqs) {
+        let (_, at) = joiner(k);
+        a.handle_datagram(t, at, &ack(seq)).unwrap();
+        assert!(answered(&mut a, at), "joiner {k} not answered");
+    }
+    assert_eq!(a.stats().syncs_challenged, 12);
+}
+
+/// An ack is one answer: replayed (as an on-path observer could), it releases nothing more.
+#[test]
+fn a_replayed_challenge_ack_releases_nothing_more() {
+    let mut a = node_of(4);
+    let _ = sent_to(&mut a, stranger());
+    let t = Instant::from_secs(1);
+    let (name, at) = joiner(1);
+    a.handle_datagram(t, at, &join_request(&name, at)).unwrap();
+    let seq = challenge_seq(&mut a, at);
+    a.handle_datagram(t, at, &ack(seq)).unwrap();
+    assert!(answered(&mut a, at));
+    // Forget the verification, as if the member had been reaped and its slot reused.
+    a.verified = [0; 32];
+    for _ in 0..3 {
+        a.handle_datagram(t, at, &ack(seq)).unwrap();
+        assert_eq!(sent_to(&mut a, at).1, 0, "a replay released an answer");
+    }
+}
+
+/// A challenge can be answered until the end of the epoch after the one it was sent in,
+/// and not later.
+#[test]
+fn a_challenge_ack_is_accepted_for_one_more_epoch_and_no_longer() {
+    let sent = Instant::from_secs(1);
+    let epoch = verify::CHALLENGE_EPOCH.as_millis();
+    // Sent in epoch 0 (t = 1 s): the last accepted instant ends epoch 1.
+    for (late, accepted) in [(2 * epoch - 1, true), (2 * epoch, false)] {
+        let mut a = node_of(4);
+        let _ = sent_to(&mut a, stranger());
+        let (name, at) = joiner(1);
+        a.handle_datagram(sent, at, &join_request(&name, at))
+            .unwrap();
+        let seq = challenge_seq(&mut a, at);
+        a.handle_datagram(Instant::from_millis(late), at, &ack(seq))
+            .unwrap();
+        assert_eq!(answered(&mut a, at), accepted, "ack at {late} ms");
+    }
+}

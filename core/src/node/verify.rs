@@ -21,32 +21,34 @@ use super::Node;
 use super::sync::SyncSession;
 use super::transmit::Outgoing;
 use crate::name::Name;
+use crate::time::{Duration, Instant};
 
-/// Push-pull requests waiting for their challenge's ack.
-pub(super) const CHALLENGES: usize = 4;
+/// Challenges answered recently, remembered so that a replayed ack releases nothing more.
+pub(super) const ANSWERED: usize = 4;
 
-/// A challenge in flight: the ack with `seq` from `from` releases the push-pull answer.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Challenge {
+/// A challenge's sequence number is keyed by the requester's address and the epoch, this
+/// long, it was sent in; its ack is accepted until the end of the next epoch. No state is
+/// kept per challenge, so a burst of joiners, however large, is challenged all at once.
+pub(super) const CHALLENGE_EPOCH: Duration = Duration::from_secs(5);
+
+/// A challenge already answered: the ack for `from` in `epoch` released its push-pull answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Answered {
     from: SocketAddr,
-    seq: u32,
+    epoch: u64,
 }
 
 /// The per-node secret, drawn from the seed: it keys the address fingerprints of verified
-/// members and generates the challenges' sequence numbers, which a forger who cannot read
-/// what is sent to the forged address cannot predict.
+/// members and the challenges' sequence numbers, which a forger who cannot read what is
+/// sent to the forged address cannot predict.
 #[derive(Clone, Debug)]
 pub(super) struct Secret {
     key: [u8; 32],
-    counter: u64,
 }
 
 impl Secret {
     /// All zero, for a node not configured yet.
-    pub(super) const ZERO: Secret = Secret {
-        key: [0; 32],
-        counter: 0,
-    };
+    pub(super) const ZERO: Secret = Secret { key: [0; 32] };
 
     pub(super) fn new(seed: u64) -> Self {
         let mut key = [0u8; 32];
@@ -55,15 +57,21 @@ impl Secret {
             x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
             chunk.copy_from_slice(&mix(x).to_le_bytes());
         }
-        Secret { key, counter: 0 }
+        Secret { key }
     }
 
-    /// A fresh unpredictable challenge: XChaCha20's keystream under the secret key, with a
-    /// nonce that never repeats.
-    fn next_cookie(&mut self) -> u32 {
-        self.counter = self.counter.wrapping_add(1);
+    /// The challenge for `from` in `epoch`: XChaCha20's keystream under the secret key,
+    /// with the address and the epoch as the nonce, so each pair gets its own.
+    fn cookie(&self, from: SocketAddr, epoch: u64) -> u32 {
         let mut nonce = [0u8; 24];
-        nonce[..8].copy_from_slice(&self.counter.to_le_bytes());
+        match from {
+            SocketAddr::V4(a) => nonce[..4].copy_from_slice(&a.ip().octets()),
+            SocketAddr::V6(a) => nonce[..16].copy_from_slice(&a.ip().octets()),
+        }
+        nonce[16] = u8::from(from.is_ipv6());
+        nonce[17..19].copy_from_slice(&from.port().to_le_bytes());
+        // An epoch is 5 s: 40 bits last 174,000 years.
+        nonce[19..24].copy_from_slice(&epoch.to_le_bytes()[..5]);
         let mut out = [0u8; 4];
         let cipher = XChaCha20Poly1305::new(&self.key.into());
         // Encrypting zeros yields the keystream; the tag is not needed.
@@ -146,7 +154,12 @@ impl<const M: usize, const U: usize> Node<M, U> {
     /// otherwise challenged with a ping to `requester` (the name in the request's first
     /// state, the requester's own), and answered once the ack comes back. A request that
     /// names nobody is not answered.
-    pub(super) fn on_sync_request(&mut self, from: SocketAddr, requester: Option<Name>) {
+    pub(super) fn on_sync_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        requester: Option<Name>,
+    ) {
         if self.verified_member(from).is_some() {
             self.start_sync(from, SyncSession::response(from));
             return;
@@ -156,14 +169,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             return;
         };
         self.stats.syncs_challenged += 1;
-        let seq = self.secret.next_cookie();
-        self.challenges.retain(|c| c.from != from);
-        if self.challenges.is_full() {
-            // The oldest gives way: a flood of forged requests delays an honest one by a
-            // join retry at worst.
-            self.challenges.remove(0);
-        }
-        let _ = self.challenges.push(Challenge { from, seq });
+        let seq = self.secret.cookie(from, epoch(now));
         self.enqueue(Outgoing::Challenge {
             to: from,
             seq,
@@ -171,19 +177,31 @@ impl<const M: usize, const U: usize> Node<M, U> {
         });
     }
 
-    /// An ack with `seq` from `from` that answers a challenge: `from` is verified and gets
-    /// its push-pull answer. False when it answers no challenge.
-    pub(super) fn on_challenge_ack(&mut self, from: SocketAddr, seq: u32) -> bool {
-        let Some(i) = self
-            .challenges
-            .iter()
-            .position(|c| c.seq == seq && c.from == from)
+    /// An ack with `seq` from `from` that answers a challenge of this epoch or the last
+    /// one, not answered yet: `from` is verified and gets its push-pull answer. Any other
+    /// ack changes nothing.
+    pub(super) fn on_challenge_ack(&mut self, now: Instant, from: SocketAddr, seq: u32) {
+        let current = epoch(now);
+        let Some(epoch) = [current, current.saturating_sub(1)]
+            .into_iter()
+            .find(|&e| self.secret.cookie(from, e) == seq)
         else {
-            return false;
+            return;
         };
-        self.challenges.remove(i);
+        let answer = Answered { from, epoch };
+        if self.answered.iter().any(|a| *a == answer) {
+            return;
+        }
+        if self.answered.is_full() {
+            let _ = self.answered.pop_front();
+        }
+        let _ = self.answered.push_back(answer);
         self.verify(from);
         self.start_sync(from, SyncSession::response(from));
-        true
     }
+}
+
+/// The challenge epoch `now` falls in.
+fn epoch(now: Instant) -> u64 {
+    now.as_millis() / CHALLENGE_EPOCH.as_millis()
 }
