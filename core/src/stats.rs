@@ -93,6 +93,10 @@ pub struct Stats {
     /// Probes whose deadline passed while the caller was stalled, given more time rather
     /// than judged failed.
     pub probes_graced: u64,
+    /// Push-pull sessions started early because an address that no live member of the
+    /// table has pinged this node by name (a member whose announcement was missed; at most
+    /// one every quarter push-pull interval).
+    pub strangers_pulled: u64,
     /// Name conflicts detected.
     pub name_conflicts: u64,
     /// User events and push-pull clocks ignored for a Lamport time more than
@@ -145,6 +149,7 @@ impl Stats {
         syncs_unverified: 0,
         updates_unknown: 0,
         probes_graced: 0,
+        strangers_pulled: 0,
         name_conflicts: 0,
         ltimes_too_far: 0,
         incarnations_too_far: 0,

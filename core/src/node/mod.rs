@@ -212,6 +212,8 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     /// Fingerprints of recent name conflicts (name and other address), so each is
     /// reported once.
     conflicts: heapless::Deque<u32, 8>,
+    /// No stranger is asked for its table before this instant (see `sync.rs`).
+    strangers_quiet_until: Instant,
 }
 
 impl<const M: usize, const U: usize> core::fmt::Debug for Node<M, U> {
@@ -279,6 +281,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             answered: heapless::Deque::new(),
             secret: Secret::ZERO,
             conflicts: heapless::Deque::new(),
+            strangers_quiet_until: Instant::ZERO,
         }
     }
 
@@ -334,6 +337,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.answered.clear();
         self.secret = Secret::new(seed);
         self.conflicts.clear();
+        self.strangers_quiet_until = Instant::ZERO;
         Ok(())
     }
 

@@ -129,6 +129,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                     _ => {}
                 }
                 self.enqueue(Outgoing::Ack { to: from, seq });
+                self.on_stranger_ping(now, from);
             }
             Message::Ack { seq } => self.on_ack(now, from, seq),
             Message::Nack { seq } => {

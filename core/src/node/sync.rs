@@ -198,6 +198,40 @@ impl<const M: usize, const U: usize> Node<M, U> {
         (entries > 0).then(|| (session.to, enc.len()))
     }
 
+    /// A ping naming this node came from `from`. When no live member of the table is at
+    /// that address, the sender is most likely a member whose announcement this node
+    /// missed: a push-pull with a random live member, which most likely knows it, starts
+    /// now rather than up to 1.5 push-pull intervals later. The stranger itself gets only
+    /// the ack (its address may be forged). At most once per quarter push-pull interval;
+    /// never while joining, when the seeds' challenges ping us.
+    pub(super) fn on_stranger_ping(&mut self, now: Instant, from: SocketAddr) {
+        if self.phase != Phase::Running
+            || !self.join.seeds.is_empty()
+            || now < self.strangers_quiet_until
+        {
+            return;
+        }
+        let known = self.table.remote_range().any(|i| {
+            self.table
+                .get(i)
+                .is_some_and(|s| s.addr == from && s.status.is_live())
+        });
+        if known {
+            return;
+        }
+        let live: heapless::Vec<usize, 1> = self.random_members(1, None, Status::is_live);
+        let Some(to) = live
+            .first()
+            .and_then(|&i| self.table.get(i))
+            .map(|s| s.addr)
+        else {
+            return;
+        };
+        self.strangers_quiet_until = now + self.push_pull_interval().div(4);
+        self.stats.strangers_pulled += 1;
+        self.start_sync(to, SyncSession::request(to, false));
+    }
+
     /// A push-pull chunk: its clock, then, by kind, an answer to a first request or the
     /// end of a join.
     pub(super) fn on_sync(

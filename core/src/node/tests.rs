@@ -561,3 +561,4 @@ fn a_stale_accusation_of_a_departed_member_is_corrected() {
 }
 
 mod probe;
+mod strangers;
