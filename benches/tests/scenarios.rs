@@ -167,6 +167,8 @@ fn report_totals<const M: usize, const U: usize>(sim: &Sim<M, U>) {
         "datagrams sent / delivered",
         format!("{} / {}", net.sent, net.delivered),
     );
+    let bytes: u64 = (0..sim.len()).map(|i| sim.node(i).stats().bytes_sent).sum();
+    figure("bytes sent", bytes);
     figure("suspicions reported", sim.log().total(ObsKind::Suspected));
     figure("failures reported", sim.log().total(ObsKind::Failed));
     figure("false failures", sim.false_failures().len());
