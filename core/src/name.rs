@@ -57,6 +57,23 @@ pub fn name(s: &str) -> Result<Name, NameError> {
     Ok(n)
 }
 
+/// FNV-1a's 32-bit offset basis: the hash of no bytes.
+pub(crate) const FNV_OFFSET: u32 = 0x811c_9dc5;
+
+/// Folds `bytes` into the FNV-1a hash `h` (start from [`FNV_OFFSET`]). The one small hash
+/// of the crate: names in the table's index, suspicion confirmers, conflict and refusal
+/// memories; user events in the de-duplication window.
+pub(crate) fn fnv1a(h: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// A name's fingerprint: its FNV-1a hash.
+pub(crate) fn fingerprint(name: &str) -> u32 {
+    fnv1a(FNV_OFFSET, name.as_bytes())
+}
+
 /// Who the local node is: its unique name, the address peers reach it at, and its tags.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {

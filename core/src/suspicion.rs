@@ -67,13 +67,6 @@ pub(crate) fn min_timeout(mult: u8, n: usize, probe_interval: Duration) -> Durat
     Duration::from_millis(ms)
 }
 
-/// FNV-1a of a name, to remember confirmers compactly.
-pub(crate) fn fingerprint(name: &str) -> u32 {
-    name.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 impl Suspicion {
     /// A suspicion raised at `now` by the member with fingerprint `origin`.
     pub(crate) fn new(now: Instant, min: Duration, max_mult: u8, k: u8, origin: u32) -> Self {

@@ -13,7 +13,7 @@
 //! indexes true.
 
 use crate::member::{Pending, Slot, Status, Transition};
-use crate::suspicion::fingerprint;
+use crate::name::fingerprint;
 
 #[derive(Debug)]
 pub(crate) struct Table<const M: usize> {

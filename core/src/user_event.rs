@@ -1,7 +1,7 @@
 //! User events: small named payloads spread to every member, ordered by a Lamport clock and
 //! delivered once per node.
 
-use crate::name::Name;
+use crate::name::{FNV_OFFSET, Name, fnv1a};
 use crate::wire::{LTIME_WINDOW, MAX_COUNTER};
 
 /// Longest user event name, in bytes.
@@ -66,17 +66,13 @@ pub(crate) struct Buffered {
     pub(crate) delivered: bool,
 }
 
-/// FNV-1a, to remember events compactly.
+/// The event's fingerprint, to remember it compactly: FNV-1a of origin, name and payload,
+/// each followed by a 0xff separator (a byte no UTF-8 name contains).
 fn fingerprint(e: &UserEvent) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
     let parts: [&[u8]; 3] = [e.origin.as_bytes(), e.name.as_bytes(), &e.payload];
-    for part in parts {
-        for &b in part {
-            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-        }
-        h = (h ^ 0xff).wrapping_mul(0x0100_0193);
-    }
-    h
+    parts
+        .iter()
+        .fold(FNV_OFFSET, |h, part| fnv1a(fnv1a(h, part), &[0xff]))
 }
 
 /// The Lamport clock, the seen set and the buffer.

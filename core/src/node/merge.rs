@@ -22,7 +22,8 @@ use super::{Node, Phase};
 use crate::broadcast::Subject;
 use crate::event::Event;
 use crate::member::{Pending, Slot, Status, Transition};
-use crate::suspicion::{Suspicion, fingerprint, min_timeout};
+use crate::name::{fingerprint, fnv1a};
+use crate::suspicion::{Suspicion, min_timeout};
 use crate::tags::Tags;
 use crate::time::Instant;
 use crate::user_event::UserEvent;
@@ -280,7 +281,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
     /// `name` is claimed from `other` while this node holds it live elsewhere: reported
     /// once per incident (a name and the other address), as long as it is remembered.
     fn name_conflict(&mut self, name: crate::name::Name, other: SocketAddr) {
-        let fp = fold(
+        let fp = fnv1a(
             fingerprint(&name),
             &crate::wire::WireAddr::from(other).bytes(),
         );
@@ -515,11 +516,4 @@ fn forget_at<T, const N: usize>(ring: &mut heapless::Deque<T, N>, k: usize) {
             let _ = ring.push_back(x);
         }
     }
-}
-
-/// Folds `bytes` into an FNV-1a hash `h`.
-fn fold(h: u32, bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(h, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
