@@ -27,20 +27,19 @@ impl<const M: usize, const U: usize> Node<M, U> {
 
     fn next_member_event(&mut self) -> Option<Event> {
         let (i, what) = self.table.take_pending()?;
-        if what == Transition::Reaped {
-            let gone = self.free_slot(i)?;
-            return Some(Event::MemberReaped { name: gone.name });
-        }
         let s = self.table.get(i)?;
         let (name, addr) = (s.name.clone(), s.addr);
-        match what {
-            Transition::Joined => Some(Event::MemberJoined { name, addr }),
-            Transition::Updated => Some(Event::MemberUpdated { name, addr }),
-            Transition::Suspected => Some(Event::MemberSuspected { name, addr }),
-            Transition::Left => Some(Event::MemberLeft { name, addr }),
-            Transition::Failed => Some(Event::MemberFailed { name, addr }),
-            // Handled above: the slot is gone once reported.
-            Transition::Reaped => None,
-        }
+        Some(match what {
+            Transition::Joined => Event::MemberJoined { name, addr },
+            Transition::Updated => Event::MemberUpdated { name, addr },
+            Transition::Suspected => Event::MemberSuspected { name, addr },
+            Transition::Left => Event::MemberLeft { name, addr },
+            Transition::Failed => Event::MemberFailed { name, addr },
+            // The slot is freed as its reap is reported.
+            Transition::Reaped => {
+                self.free_slot(i)?;
+                Event::MemberReaped { name }
+            }
+        })
     }
 }
