@@ -42,10 +42,10 @@ fn three_nodes_join_and_agree() {
     let mut net = Net::new(3);
     net.run_for(Duration::from_secs(5));
     for i in 0..3 {
-        assert_eq!(net.nodes[i].1.members().count(), 3);
+        assert_eq!(net.nodes[i].node.members().count(), 3);
         assert!(
             net.nodes[i]
-                .1
+                .node
                 .members()
                 .all(|m| m.status() == Status::Alive)
         );
@@ -62,7 +62,7 @@ fn three_nodes_join_and_agree() {
 fn a_crashed_node_is_suspected_then_failed() {
     let mut net = Net::new(4);
     net.run_for(Duration::from_secs(5));
-    net.nodes[3].2 = false;
+    net.nodes[3].up = false;
     net.run_for(Duration::from_secs(60));
     for i in 0..3 {
         assert_eq!(net.status(i, "n4"), Some(Status::Failed), "observer {i}");
@@ -79,18 +79,18 @@ fn a_failed_member_forced_out_is_left_everywhere_and_may_come_back() {
     let mut net = Net::new(4);
     net.run_for(Duration::from_secs(5));
     let now = net.now;
-    let n1 = &mut net.nodes[0].1;
+    let n1 = &mut net.nodes[0].node;
     assert_eq!(n1.force_leave(now, "n2"), Err(ForceLeaveError::Live));
     assert_eq!(n1.force_leave(now, "n1"), Err(ForceLeaveError::Local));
     assert_eq!(
         n1.force_leave(now, "zz"),
         Err(ForceLeaveError::UnknownMember)
     );
-    net.nodes[3].2 = false;
+    net.nodes[3].up = false;
     net.run_for(Duration::from_secs(60));
     assert_eq!(net.status(1, "n4"), Some(Status::Failed));
     let now = net.now;
-    net.nodes[0].1.force_leave(now, "n4").unwrap();
+    net.nodes[0].node.force_leave(now, "n4").unwrap();
     assert_eq!(net.status(0, "n4"), Some(Status::Left));
     net.drain(0);
     net.run_for(Duration::from_secs(5));
@@ -102,19 +102,19 @@ fn a_failed_member_forced_out_is_left_everywhere_and_may_come_back() {
             "observer {i} reported the leave"
         );
     }
-    assert_eq!(net.nodes[0].1.force_leave(net.now, "n4"), Ok(()));
+    assert_eq!(net.nodes[0].node.force_leave(net.now, "n4"), Ok(()));
     // n4 wakes up: told it left, it refutes and is alive again everywhere.
-    net.nodes[3].2 = true;
+    net.nodes[3].up = true;
     net.run_for(Duration::from_secs(30));
     for i in 0..4 {
         assert!(
             net.nodes[i]
-                .1
+                .node
                 .members()
                 .all(|m| m.status() == Status::Alive),
             "node {i}: {:?}",
             net.nodes[i]
-                .1
+                .node
                 .members()
                 .map(|m| (m.name().into(), m.status()))
                 .collect::<Vec<(std::string::String, Status)>>()
@@ -127,7 +127,7 @@ fn a_graceful_leave_is_left_not_failed() {
     let mut net = Net::new(4);
     net.run_for(Duration::from_secs(5));
     let now = net.now;
-    net.nodes[3].1.leave(now);
+    net.nodes[3].node.leave(now);
     net.drain(3);
     net.run_for(Duration::from_secs(10));
     assert!(
@@ -138,7 +138,7 @@ fn a_graceful_leave_is_left_not_failed() {
     for i in 0..3 {
         assert_eq!(net.status(i, "n4"), Some(Status::Left));
     }
-    net.nodes[3].2 = false;
+    net.nodes[3].up = false;
     net.run_for(Duration::from_secs(60));
     for i in 0..3 {
         assert_eq!(net.status(i, "n4"), Some(Status::Left));
@@ -156,11 +156,11 @@ fn tags_changes_reach_everyone_as_updates() {
     net.run_for(Duration::from_secs(5));
     let now = net.now;
     let tags = Tags::new().with("role", "backend").unwrap();
-    net.nodes[2].1.set_tags(now, tags.clone());
+    net.nodes[2].node.set_tags(now, tags.clone());
     net.drain(2);
     net.run_for(Duration::from_secs(5));
     for i in 0..2 {
-        assert_eq!(net.nodes[i].1.member("n3").unwrap().tags(), &tags);
+        assert_eq!(net.nodes[i].node.member("n3").unwrap().tags(), &tags);
     }
     assert!(
         net.events
@@ -178,11 +178,11 @@ fn user_events_are_delivered_once_everywhere() {
     }
     let now = net.now;
     assert_eq!(
-        net.nodes[0].1.send_user_event(now, "", b""),
+        net.nodes[0].node.send_user_event(now, "", b""),
         Err(UserEventError::BadName)
     );
     assert_eq!(
-        net.nodes[0].1.send_user_event(now, "x", &[0; 65]),
+        net.nodes[0].node.send_user_event(now, "x", &[0; 65]),
         Err(UserEventError::PayloadTooLarge)
     );
 }
@@ -210,11 +210,11 @@ fn a_user_event_lost_in_gossip_arrives_by_push_pull_once() {
 fn a_node_joining_later_is_not_replayed_the_events_push_pull_carries() {
     let mut net = Net::new(3);
     net.send_deploy();
-    net.nodes.push((addr(4), node(4), true));
+    net.nodes.push(Peer::up(addr(4), node(4)));
     let now = net.now;
-    net.nodes[3].1.join(now, addr(1)).unwrap();
+    net.nodes[3].node.join(now, addr(1)).unwrap();
     net.run_for(Duration::from_secs(180));
-    assert_eq!(net.nodes[3].1.members().count(), 4);
+    assert_eq!(net.nodes[3].node.members().count(), 4);
     assert_eq!(net.deliveries(addr(4)), 0, "history is not replayed");
     for i in 1..=3 {
         assert_eq!(net.deliveries(addr(i)), 1, "n{i}");
@@ -426,13 +426,13 @@ pub(super) fn restart_n3_at_a_new_address(net: &mut Net) {
     let mut reborn: N =
         Node::new(Identity::new("n3", addr(7)).unwrap(), Config::lan(), 77).unwrap();
     reborn.join(net.now, addr(1)).unwrap();
-    net.nodes.push((addr(7), reborn, true));
+    net.nodes.push(Peer::up(addr(7), reborn));
 }
 
 /// Every other node holds `n3` alive at `addr(7)`.
 pub(super) fn assert_n3_alive_at_its_new_address(net: &Net) {
     for i in [0, 1, 3] {
-        let m = net.nodes[i].1.member("n3").unwrap();
+        let m = net.nodes[i].node.member("n3").unwrap();
         assert_eq!(
             (m.status(), m.addr()),
             (Status::Alive, addr(7)),
@@ -445,7 +445,7 @@ pub(super) fn assert_n3_alive_at_its_new_address(net: &Net) {
 fn a_restarted_node_takes_over_its_name_with_a_new_address() {
     let mut net = Net::new(3);
     net.run_for(Duration::from_secs(5));
-    net.nodes[2].2 = false;
+    net.nodes[2].up = false;
     // The same name comes back on a new address and joins again.
     restart_n3_at_a_new_address(&mut net);
     // Its old record keeps its address until it fails (about 10 s); the new one is taken

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::vec::Vec;
 
-use super::tests::{Net, addr, frame};
+use super::tests::{Net, Peer, addr, frame};
 use super::*;
 use crate::wire::{Message, SyncKind, Update, WireAddr, WireStatus};
 
@@ -261,12 +261,12 @@ fn a_verified_member_still_gets_updates_on_its_acks() {
 fn joins_through_the_challenge_converge() {
     let mut net = Net::new(6);
     net.run_for(Duration::from_secs(5));
-    for (_, n, _) in &net.nodes {
+    for Peer { node: n, .. } in &net.nodes {
         assert_eq!(n.members().count(), 6, "{n:?}");
         assert!(n.members().all(|m| m.status() == Status::Alive));
     }
     // Every joiner went through a challenge at the seed, and was answered at once.
-    assert!(net.nodes[0].1.stats().syncs_challenged >= 5);
+    assert!(net.nodes[0].node.stats().syncs_challenged >= 5);
     let joined: Vec<_> = net
         .events
         .iter()

@@ -4,7 +4,7 @@
 use std::vec::Vec;
 
 use super::tests::{
-    N, Net, addr, alive, assert_n3_alive_at_its_new_address, frame, node,
+    N, Net, Peer, addr, alive, assert_n3_alive_at_its_new_address, frame, node,
     restart_n3_at_a_new_address,
 };
 use super::*;
@@ -383,7 +383,7 @@ fn two_live_nodes_sharing_a_name_do_not_fight() {
     // A second process called n3, at another address.
     let mut twin: N = Node::new(Identity::new("n3", addr(7)).unwrap(), Config::lan(), 77).unwrap();
     twin.join(net.now, addr(1)).unwrap();
-    net.nodes.push((addr(7), twin, true));
+    net.nodes.push(Peer::up(addr(7), twin));
     net.run_for(Duration::from_secs(300));
     let updates = churn(&net, "n3");
     let conflicts = net
@@ -393,14 +393,14 @@ fn two_live_nodes_sharing_a_name_do_not_fight() {
         .count();
     let incarnations: Vec<u32> = [2, 3]
         .iter()
-        .map(|&i| net.nodes[i].1.local().incarnation())
+        .map(|&i| net.nodes[i].node.local().incarnation())
         .collect();
     // Each node reports the incident once; nobody flips or races.
     assert!(updates <= 4, "{updates} address flips of n3");
     assert!((1..=4).contains(&conflicts), "{conflicts} conflicts");
     assert!(incarnations.iter().all(|&i| i <= 2), "{incarnations:?}");
     for i in 0..2 {
-        let m = net.nodes[i].1.member("n3").unwrap();
+        let m = net.nodes[i].node.member("n3").unwrap();
         assert_eq!(
             (m.status(), m.addr()),
             (Status::Alive, addr(3)),
@@ -413,7 +413,7 @@ fn two_live_nodes_sharing_a_name_do_not_fight() {
 fn a_node_restarted_at_a_new_address_takes_its_name_back_once_the_old_one_failed() {
     let mut net = Net::new(3);
     net.run_for(Duration::from_secs(5));
-    net.nodes[2].2 = false;
+    net.nodes[2].up = false;
     net.run_for(Duration::from_secs(60));
     assert_eq!(net.status(0, "n3"), Some(Status::Failed));
     restart_n3_at_a_new_address(&mut net);
@@ -476,7 +476,7 @@ fn a_suspicion_naming_the_suspect_as_accuser_confirms_nothing() {
     let mut net = Net::new(6);
     net.run_for(Duration::from_secs(5));
     let now = net.now;
-    let a = &mut net.nodes[0].1;
+    let a = &mut net.nodes[0].node;
     a.handle_datagram(now, addr(2), &suspect("n5", 0)).unwrap();
     let before = a
         .table

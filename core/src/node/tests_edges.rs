@@ -392,13 +392,13 @@ fn small_mtu_profile_keeps_every_datagram_within_512_bytes() {
             .unwrap()
             .with("note", &"x".repeat(60))
             .unwrap();
-        n.1.set_tags(Instant::ZERO, tags);
+        n.node.set_tags(Instant::ZERO, tags);
         let keyring = crate::Keyring::new(crate::Key::from_bytes([1; 32]));
-        n.1.set_keyring(keyring, [i as u8; 16]);
+        n.node.set_keyring(keyring, [i as u8; 16]);
     }
     net.run_for(Duration::from_secs(20));
     for (i, n) in net.nodes.iter().enumerate() {
-        assert_eq!(n.1.members().count(), 8, "node {i}");
+        assert_eq!(n.node.members().count(), 8, "node {i}");
     }
     assert!(net.sent.iter().all(|b| b.len() <= 512));
     assert!(

@@ -13,7 +13,7 @@ fn key(b: u8) -> Key {
 
 fn encrypt_all(net: &mut Net, k: &Key) {
     for (i, n) in net.nodes.iter_mut().enumerate() {
-        n.1.set_keyring(Keyring::new(k.clone()), [i as u8; 16]);
+        n.node.set_keyring(Keyring::new(k.clone()), [i as u8; 16]);
     }
 }
 
@@ -23,8 +23,8 @@ fn encrypted_cluster_converges_and_every_datagram_is_sealed() {
     encrypt_all(&mut net, &key(1));
     net.run_for(Duration::from_secs(5));
     for i in 0..3 {
-        assert_eq!(net.nodes[i].1.members().count(), 3, "node {i}");
-        assert_eq!(net.nodes[i].1.stats().dropped(), 0);
+        assert_eq!(net.nodes[i].node.members().count(), 3, "node {i}");
+        assert_eq!(net.nodes[i].node.stats().dropped(), 0);
     }
     assert!(
         net.sent
@@ -43,18 +43,18 @@ fn encrypted_cluster_converges_and_every_datagram_is_sealed() {
 fn encrypt_wrong_key_or_plaintext_node_cannot_join_or_inject() {
     let mut net = Net::new(4);
     encrypt_all(&mut net, &key(1));
-    net.nodes[3].1.set_keyring(Keyring::new(key(2)), [9; 16]);
+    net.nodes[3].node.set_keyring(Keyring::new(key(2)), [9; 16]);
     net.run_for(Duration::from_secs(10));
     // n4 knows only its seed, n1: n1 drops all it sends, so nobody answers it and nobody
     // else ever hears from it.
-    assert_eq!(net.nodes[3].1.members().count(), 1);
-    assert!(net.nodes[0].1.stats().dropped_unauthenticated > 0);
+    assert_eq!(net.nodes[3].node.members().count(), 1);
+    assert!(net.nodes[0].node.stats().dropped_unauthenticated > 0);
     for i in 0..3 {
-        assert!(net.nodes[i].1.member("n4").is_none(), "node {i}");
-        assert_eq!(net.nodes[i].1.members().count(), 3, "node {i}");
+        assert!(net.nodes[i].node.member("n4").is_none(), "node {i}");
+        assert_eq!(net.nodes[i].node.members().count(), 3, "node {i}");
         if i != 0 {
             assert_eq!(
-                net.nodes[i].1.stats().dropped_unauthenticated,
+                net.nodes[i].node.stats().dropped_unauthenticated,
                 0,
                 "node {i}"
             );
@@ -62,7 +62,7 @@ fn encrypt_wrong_key_or_plaintext_node_cannot_join_or_inject() {
     }
     // Plaintext changes nothing on an encrypted node: neither a claim that n2 failed nor a
     // join request.
-    let n2 = net.nodes[0].1.member("n2").unwrap().incarnation();
+    let n2 = net.nodes[0].node.member("n2").unwrap().incarnation();
     let claim = frame(
         Message::Gossip,
         &[Update::Failed {
@@ -79,13 +79,16 @@ fn encrypt_wrong_key_or_plaintext_node_cannot_join_or_inject() {
     let from: SocketAddr = addr(9);
     for bytes in [&claim[..], &buf[..t.len]] {
         assert_eq!(
-            net.nodes[0].1.handle_datagram(net.now, from, bytes),
+            net.nodes[0].node.handle_datagram(net.now, from, bytes),
             Err(DropReason::Plaintext)
         );
     }
-    assert_eq!(net.nodes[0].1.stats().dropped_plaintext, 2);
-    assert_eq!(net.nodes[0].1.member("n2").unwrap().status(), Status::Alive);
-    assert!(net.nodes[0].1.member("evil").is_none());
+    assert_eq!(net.nodes[0].node.stats().dropped_plaintext, 2);
+    assert_eq!(
+        net.nodes[0].node.member("n2").unwrap().status(),
+        Status::Alive
+    );
+    assert!(net.nodes[0].node.member("evil").is_none());
 }
 
 #[test]
@@ -102,14 +105,14 @@ fn encrypt_rolling_rotation_loses_no_member() {
     ];
     for step in steps {
         for i in 0..4 {
-            step(net.nodes[i].1.keyring_mut().unwrap());
+            step(net.nodes[i].node.keyring_mut().unwrap());
             net.run_for(Duration::from_millis(300));
         }
         net.run_for(Duration::from_secs(2));
     }
     net.run_for(Duration::from_secs(30));
     for i in 0..4 {
-        let n = &net.nodes[i].1;
+        let n = &net.nodes[i].node;
         assert_eq!(n.keyring().unwrap().keys().count(), 1);
         assert!(n.members().all(|m| m.status() == Status::Alive), "node {i}");
         assert_eq!(n.members().count(), 4);
@@ -133,7 +136,7 @@ fn encrypt_turned_on_in_a_running_plaintext_cluster_splits_nothing() {
     ];
     for step in steps {
         for i in 0..4 {
-            step(&mut net.nodes[i].1, i as u8);
+            step(&mut net.nodes[i].node, i as u8);
             net.run_for(Duration::from_millis(700));
         }
         net.run_for(Duration::from_secs(2));
@@ -141,7 +144,7 @@ fn encrypt_turned_on_in_a_running_plaintext_cluster_splits_nothing() {
     let sent_before = net.sent.len();
     net.run_for(Duration::from_secs(30));
     for i in 0..4 {
-        let n = &net.nodes[i].1;
+        let n = &net.nodes[i].node;
         assert_eq!(n.members().count(), 4, "node {i}");
         assert_eq!(n.stats().suspicions, 0, "node {i} suspected someone");
         assert_eq!(n.stats().dropped(), 0, "node {i}");

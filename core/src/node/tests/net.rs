@@ -22,9 +22,27 @@ pub(in crate::node) fn node_with(i: u8, config: Config) -> N {
     Node::new(Identity::new(&name, addr(i)).unwrap(), config, u64::from(i)).unwrap()
 }
 
+/// One node of a [`Net`] at its address; a node that is not `up` neither runs nor receives.
+pub(in crate::node) struct Peer {
+    pub(in crate::node) addr: SocketAddr,
+    pub(in crate::node) node: N,
+    pub(in crate::node) up: bool,
+}
+
+impl Peer {
+    /// `node` at `addr`, running.
+    pub(in crate::node) fn up(addr: SocketAddr, node: N) -> Self {
+        Peer {
+            addr,
+            node,
+            up: true,
+        }
+    }
+}
+
 /// A perfect network of a few nodes, stepped to each earliest deadline.
 pub(in crate::node) struct Net {
-    pub(in crate::node) nodes: Vec<(SocketAddr, N, bool)>,
+    pub(in crate::node) nodes: Vec<Peer>,
     pub(in crate::node) wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     pub(in crate::node) events: Vec<(SocketAddr, Event)>,
     /// Every datagram sent, as bytes.
@@ -44,7 +62,7 @@ impl Net {
     pub(in crate::node) fn with_config(n: u8, config: Config) -> Self {
         let mut net = Net {
             nodes: (1..=n)
-                .map(|i| (addr(i), node_with(i, config.clone()), true))
+                .map(|i| Peer::up(addr(i), node_with(i, config.clone())))
                 .collect(),
             wire: VecDeque::new(),
             events: Vec::new(),
@@ -54,14 +72,14 @@ impl Net {
             cut: None,
         };
         for i in 1..n as usize {
-            net.nodes[i].1.join(Instant::ZERO, addr(1)).unwrap();
+            net.nodes[i].node.join(Instant::ZERO, addr(1)).unwrap();
         }
         net
     }
 
     pub(in crate::node) fn drain(&mut self, i: usize) {
         let mut buf = [0u8; 1500];
-        let (a, node, _) = &mut self.nodes[i];
+        let Peer { addr: a, node, .. } = &mut self.nodes[i];
         while let Some(t) = node.poll_transmit(self.now, &mut buf) {
             assert!(t.len <= node.config().max_datagram);
             self.sent.push(buf[..t.len].to_vec());
@@ -76,8 +94,8 @@ impl Net {
         let end = self.now + d;
         for _ in 0..100_000 {
             for i in 0..self.nodes.len() {
-                if self.nodes[i].2 {
-                    self.nodes[i].1.handle_timeout(self.now);
+                if self.nodes[i].up {
+                    self.nodes[i].node.handle_timeout(self.now);
                     self.drain(i);
                 }
             }
@@ -86,16 +104,16 @@ impl Net {
                 if self.lose.is_some_and(|lose| lose(to, &bytes)) || self.cut.is_some_and(cut) {
                     continue;
                 }
-                if let Some(i) = self.nodes.iter().position(|n| n.0 == to && n.2) {
-                    let _ = self.nodes[i].1.handle_datagram(self.now, from, &bytes);
+                if let Some(i) = self.nodes.iter().position(|n| n.addr == to && n.up) {
+                    let _ = self.nodes[i].node.handle_datagram(self.now, from, &bytes);
                     self.drain(i);
                 }
             }
             let next = self
                 .nodes
                 .iter()
-                .filter(|n| n.2)
-                .filter_map(|n| n.1.poll_timeout())
+                .filter(|n| n.up)
+                .filter_map(|n| n.node.poll_timeout())
                 .min()
                 .unwrap_or(end);
             if next > end {
@@ -108,7 +126,7 @@ impl Net {
     }
 
     pub(in crate::node) fn status(&self, observer: usize, name: &str) -> Option<Status> {
-        self.nodes[observer].1.member(name).map(|m| m.status())
+        self.nodes[observer].node.member(name).map(|m| m.status())
     }
 
     /// How many times the node at `addr` delivered the user event `deploy` / `v2`.
@@ -127,7 +145,7 @@ impl Net {
         self.run_for(Duration::from_secs(5));
         let now = self.now;
         self.nodes[0]
-            .1
+            .node
             .send_user_event(now, "deploy", b"v2")
             .unwrap();
         self.drain(0);

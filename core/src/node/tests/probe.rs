@@ -96,31 +96,33 @@ fn a_member_reachable_only_through_helpers_is_never_suspected() {
     net.cut = Some((addr(1), addr(4)));
     net.run_for(Duration::from_secs(120));
     for i in 0..4 {
-        let n = &net.nodes[i].1;
+        let n = &net.nodes[i].node;
         assert_eq!(n.stats().suspicions, 0, "node {i} suspected someone");
         assert!(n.members().all(|m| m.status() == Status::Alive), "node {i}");
         assert_eq!(n.members().count(), 4, "node {i}");
     }
     // n1 and n4 did probe each other, through the others.
-    assert!(net.nodes[0].1.stats().indirect_probes > 0);
-    assert!(net.nodes[3].1.stats().indirect_probes > 0);
+    assert!(net.nodes[0].node.stats().indirect_probes > 0);
+    assert!(net.nodes[3].node.stats().indirect_probes > 0);
 }
 
 #[test]
 fn nacks_from_helpers_keep_the_probers_health_when_the_target_is_down() {
     let mut net = Net::new(4);
     net.run_for(Duration::from_secs(5));
-    net.nodes[3].2 = false;
+    net.nodes[3].up = false;
     for _ in 0..60 {
         net.run_for(Duration::from_secs(1));
         for i in 0..3 {
-            assert_eq!(net.nodes[i].1.stats().health_score, 0, "node {i}");
+            assert_eq!(net.nodes[i].node.stats().health_score, 0, "node {i}");
         }
     }
-    let nacks: u64 = (0..3).map(|i| net.nodes[i].1.stats().nacks_received).sum();
+    let nacks: u64 = (0..3)
+        .map(|i| net.nodes[i].node.stats().nacks_received)
+        .sum();
     assert!(nacks > 0);
     for i in 0..3 {
-        let n = &net.nodes[i].1;
+        let n = &net.nodes[i].node;
         assert_eq!(n.stats().health_score, 0, "node {i}");
         assert_eq!(n.member("n4").unwrap().status(), Status::Failed, "node {i}");
     }
@@ -137,12 +139,12 @@ fn missed_nacks_raise_health_and_successes_lower_it() {
     net.run_for(Duration::from_secs(5));
     // The prober's own links are at fault: no nack reaches it.
     net.lose = Some(|_, bytes| bytes.get(HEADER_LEN) == Some(&NACK_TAG));
-    net.nodes[3].2 = false;
+    net.nodes[3].up = false;
     let mut peak = 0;
     for _ in 0..120 {
         net.run_for(Duration::from_secs(1));
         for i in 0..3 {
-            let n = &net.nodes[i].1;
+            let n = &net.nodes[i].node;
             assert!(u64::from(n.awareness) == n.stats().health_score);
             assert!(n.awareness < n.config().awareness_max, "node {i}");
             peak = peak.max(n.awareness);
@@ -154,10 +156,10 @@ fn missed_nacks_raise_health_and_successes_lower_it() {
     net.run_for(Duration::from_secs(300));
     for i in 0..3 {
         assert_eq!(
-            net.nodes[i].1.member("n4").unwrap().status(),
+            net.nodes[i].node.member("n4").unwrap().status(),
             Status::Failed
         );
-        assert_eq!(net.nodes[i].1.stats().health_score, 0, "node {i}");
+        assert_eq!(net.nodes[i].node.stats().health_score, 0, "node {i}");
     }
 }
 
