@@ -40,6 +40,7 @@ pub mod render;
 pub mod rpc;
 pub mod seeds;
 pub mod snapshot;
+mod subprocess;
 
 pub use agent::{
     Agent, AgentConfig, AgentError, AgentNode, AgentStats, EventStream, Handle, HandleError,

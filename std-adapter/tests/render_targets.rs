@@ -1,11 +1,12 @@
 //! Render targets in a running agent (in process, on 127.0.0.1): the first render at
 //! start, a refused check retried with backoff until it passes with no membership change,
-//! and a join rendered after the coalescing window.
+//! a join rendered after the coalescing window, and a reload command that leaves a
+//! background child running (the lab's `haproxy ... &`).
 
 use std::time::Duration;
 
 use rumor_core::{Config, Tags};
-use rumor_std::render::{JsonRenderer, RenderTargets, Renderer, Selection, Target};
+use rumor_std::render::{JsonRenderer, Reload, RenderTargets, Renderer, Selection, Target};
 use rumor_std::{Agent, AgentConfig};
 
 async fn start(name: &str, tags: Tags) -> Agent {
@@ -86,4 +87,51 @@ async fn a_refused_render_is_retried_and_joins_are_rendered() {
     web.shutdown().await;
     lb.shutdown().await;
     targets.join().await;
+}
+
+/// The lab reloads HAProxy with `haproxy -f cfg -sf $(cat pid) &`: the shell exits at once,
+/// and the new HAProxy keeps the command's output pipes open for its whole life. The
+/// target must go on applying changes (it used to wait for the pipes to close: forever,
+/// with nothing logged).
+#[tokio::test(flavor = "current_thread")]
+async fn a_reload_that_leaves_a_background_child_does_not_stall_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("members.json");
+    let pids = dir.path().join("pids");
+    let lb = start("lb", Tags::new().with("role", "balancer").unwrap()).await;
+    let target = Target {
+        reload: Reload::Command(format!("sleep 60 & echo $! >> {}", pids.display())),
+        coalesce_quiet: Duration::from_millis(100),
+        coalesce_max: Duration::from_millis(500),
+        ..Target::new(
+            Renderer::Json(JsonRenderer {
+                selection: Selection::backends(),
+            }),
+            &dest,
+        )
+    };
+    let targets = RenderTargets::start(&lb.handle(), vec![target], None);
+    let stats = targets.stats()[0].1.clone();
+    eventually("the first apply", || stats.counts().applied >= 1).await;
+
+    let web = start(
+        "web-1",
+        Tags::new()
+            .with("role", "backend")
+            .unwrap()
+            .with("port", "3000")
+            .unwrap(),
+    )
+    .await;
+    web.handle().join([lb.local_addr()]).await.unwrap();
+    eventually("the join applied", || stats.counts().applied >= 2).await;
+    assert_eq!(stats.counts().last_error, None);
+
+    web.shutdown().await;
+    lb.shutdown().await;
+    targets.join().await;
+    // The background children are ours: end them.
+    for pid in std::fs::read_to_string(&pids).unwrap().split_whitespace() {
+        let _ = std::process::Command::new("kill").arg(pid).status();
+    }
 }

@@ -1,20 +1,10 @@
-//! Running one handler invocation: `/bin/sh -c SCRIPT` in its own process group, with
-//! Serf's environment (without the agent's secrets) and stdin, killed (with its whole
-//! group) after a timeout.
+//! One handler invocation: Serf's stdin and environment for an event, run by the agent's
+//! one command runner ([`crate::subprocess`]).
 
-use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
-
 use crate::member::MemberInfo;
-
-/// Output kept per stream for the log (Serf keeps 8 KiB too).
-const OUTPUT_KEPT: usize = 8 * 1024;
-/// How long to wait for a finished handler's output pipes to close (a background child
-/// may hold them open).
-const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+use crate::subprocess::{self, Outcome, Script};
 
 /// What to run, and what to give it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,21 +44,6 @@ impl Invocation {
             stdin,
         }
     }
-}
-
-/// How an invocation ended.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// It exited (successfully or not).
-    Exited {
-        status: ExitStatus,
-        stdout: String,
-        stderr: String,
-    },
-    /// It ran past the timeout and its process group was killed.
-    TimedOut,
-    /// It could not be started.
-    SpawnFailed(std::io::Error),
 }
 
 /// Serf's stdin line for a member: `name\taddr\trole\ttags\n`, the address without port
@@ -131,83 +106,13 @@ pub(crate) async fn run(
     me: &MemberInfo,
     timeout: Duration,
 ) -> Outcome {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(script)
-        .envs(environment(inv, me))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    super::without_secrets(cmd.as_std_mut());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return Outcome::SpawnFailed(e),
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let data = inv.stdin.clone();
-        // A handler that does not read its stdin must not block anything.
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&data).await;
-        });
-    }
-    let stdout = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
-    let stderr = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
-    let pid = child.id();
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) => status,
-        Ok(Err(e)) => return Outcome::SpawnFailed(e),
-        Err(_) => {
-            kill_group(pid);
-            let _ = child.wait().await;
-            return Outcome::TimedOut;
-        }
-    };
-    Outcome::Exited {
-        status,
-        stdout: collect(stdout).await,
-        stderr: collect(stderr).await,
-    }
-}
-
-/// Kills the handler's whole process group (the shell and anything it started).
-fn kill_group(pid: Option<u32>) {
-    let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) else {
-        return;
-    };
-    if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
-        tracing::debug!(error = %e, "cannot kill the handler's process group");
-    }
-}
-
-async fn collect(task: Option<tokio::task::JoinHandle<String>>) -> String {
-    let Some(mut task) = task else {
-        return String::new();
-    };
-    match tokio::time::timeout(OUTPUT_GRACE, &mut task).await {
-        Ok(Ok(s)) => s,
-        _ => {
-            task.abort();
-            String::new()
-        }
-    }
-}
-
-/// Reads a stream to its end, keeping the first [`OUTPUT_KEPT`] bytes.
-async fn read_capped(mut r: impl AsyncRead + Unpin) -> String {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = OUTPUT_KEPT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    String::from_utf8_lossy(&kept).into_owned()
+    subprocess::run(Script {
+        script,
+        env: environment(inv, me),
+        stdin: inv.stdin.clone(),
+        timeout,
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -286,25 +191,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[tokio::test]
-    async fn a_hanging_handler_and_its_children_are_killed() {
-        let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("survived");
-        let script = format!("(sleep 2; touch {}) & sleep 60", marker.display());
-        let started = std::time::Instant::now();
-        let out = run(
-            &script,
-            &Invocation::user("x", 1, b""),
-            &me(),
-            Duration::from_millis(300),
-        )
-        .await;
-        assert!(matches!(out, Outcome::TimedOut), "{out:?}");
-        assert!(started.elapsed() < Duration::from_secs(30));
-        // The background child was in the same process group and died with it.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(!marker.exists(), "a child of the killed handler survived");
     }
 }

@@ -13,12 +13,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::coalesce::Coalescer;
-use super::invoke::{self, Invocation, Outcome};
+use super::invoke::{self, Invocation};
 use super::{HandlerSettings, HandlerSpec, HandlerStats};
 use crate::agent::{EventStream, Handle};
 use crate::deadline::sleep_until;
 use crate::event::AgentEvent;
 use crate::member::MemberInfo;
+use crate::subprocess::Outcome;
 
 /// User-event invocations queued in one lane before the oldest are dropped.
 const USER_QUEUE: usize = 256;
@@ -287,7 +288,7 @@ async fn invoke_logged(job: &Job, me: MemberInfo, settings: HandlerSettings, sta
                 tracing::warn!(event = inv.event, script, %status, stdout = out, stderr = err, "handler failed");
             }
         }
-        Outcome::TimedOut => {
+        Outcome::TimedOut { .. } => {
             HandlerStats::bump(&stats.timed_out, 1);
             tracing::warn!(event = inv.event, script, timeout = ?settings.timeout, "handler timed out and was killed");
         }

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{RenderStats, Target, command};
+use super::{RenderStats, Target};
 use crate::member::MemberInfo;
 
 /// What an apply did.
@@ -77,6 +77,9 @@ impl Applier {
 
     /// Renders `members` and, if the bytes changed, stages, checks, installs and reloads
     /// them. Failures are counted and leave the previous file live; the next call retries.
+    ///
+    /// It blocks while the check and reload commands run: call it from a thread that may
+    /// block (`tokio::task::spawn_blocking` in async code), never from an async task.
     pub fn apply(&mut self, members: &[MemberInfo]) -> Result<Applied, ApplyError> {
         RenderStats::bump(&self.stats.renders);
         let result = self.try_apply(members);
@@ -118,7 +121,7 @@ impl Applier {
         write_file(&staged, &bytes, dest).map_err(ApplyError::Write)?;
         if let Some(check) = &self.target.check {
             let script = substitute(check, &staged, dest);
-            if let Err(e) = command::run(&script, self.target.command_timeout) {
+            if let Err(e) = crate::subprocess::run_blocking(&script, self.target.command_timeout) {
                 let _ = fs::remove_file(&staged);
                 return Err(ApplyError::Check(e));
             }

@@ -19,7 +19,6 @@
 //!   `--render` flag.
 
 mod apply;
-mod command;
 mod haproxy;
 mod json;
 mod reload;

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::command;
 use super::runtime_api::RuntimeApi;
 use super::select::Server;
 
@@ -60,7 +59,7 @@ impl Reload {
         match self {
             Reload::None => Ok("no reload configured".to_owned()),
             Reload::Command(script) => {
-                command::run(script, timeout).map(|()| format!("ran `{script}`"))
+                crate::subprocess::run_blocking(script, timeout).map(|()| format!("ran `{script}`"))
             }
             Reload::Signal { pid_file, confirm } => {
                 signal_master(pid_file, confirm.as_ref(), timeout)
