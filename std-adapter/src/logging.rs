@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::Layer;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry, reload};
 
 /// Log lines buffered per monitor before a slow one misses some.
 const LOG_BUFFER: usize = 1024;
@@ -26,16 +26,25 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// The sending side of the log fan-out; subscribe for a stream of [`LogLine`]s.
+/// The sending side of the log fan-out; subscribe for a stream of [`LogLine`]s. It also
+/// changes the level of the running logger.
 #[derive(Clone, Debug)]
 pub struct LogFeed {
     tx: broadcast::Sender<LogLine>,
+    level: reload::Handle<LevelFilter, Registry>,
 }
 
 impl LogFeed {
     /// A new stream of log lines, starting now.
     pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
         self.tx.subscribe()
+    }
+
+    /// Logs at `level` from now on (`SIGHUP` with a changed `log_level`).
+    pub fn set_level(&self, level: LevelFilter) -> Result<(), String> {
+        self.level
+            .reload(level)
+            .map_err(|e| format!("cannot change the log level: {e}"))
     }
 }
 
@@ -50,7 +59,11 @@ pub fn parse_level(s: &str) -> Result<LevelFilter, String> {
 /// the returned feed.
 pub fn init(level: LevelFilter) -> Result<LogFeed, String> {
     let (tx, _) = broadcast::channel(LOG_BUFFER);
-    let feed = LogFeed { tx: tx.clone() };
+    let (level, handle) = reload::Layer::new(level);
+    let feed = LogFeed {
+        tx: tx.clone(),
+        level: handle,
+    };
     tracing_subscriber::registry()
         .with(level)
         .with(

@@ -12,21 +12,23 @@ use rumor_std::{Agent, AgentConfig, Handle, LeaveOutcome, logging, seeds, snapsh
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::settings::Settings;
-use super::{AgentArgs, CliError, runtime};
+use super::{AgentArgs, CliError, reload, runtime};
 
 /// Longest wait for a join before the first render.
 const RENDER_JOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) fn run(args: AgentArgs) -> Result<(), CliError> {
-    let settings = Settings::resolve(args)?;
+    let settings = Settings::resolve(args.clone())?;
     let logs = logging::init(settings.log_level).map_err(CliError)?;
-    runtime()?.block_on(serve(settings, logs))
+    runtime()?.block_on(serve(args, settings, logs))
 }
 
-async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
-    // Signals first, so that one arriving during start-up is not lost.
+async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
+    // Signals first, so that one arriving during start-up is not lost (SIGHUP would
+    // otherwise end the process).
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
 
     let mut config = AgentConfig::new(&s.name, s.bind);
     config.advertise = s.advertise;
@@ -42,18 +44,18 @@ async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
     // With seeds to join, the first render waits for the join (a little), so a restarted
     // balancer does not render a cluster of one.
     let join_grace = (!s.join.is_empty() || s.snapshot.is_some()).then_some(RENDER_JOIN_GRACE);
-    let renders = RenderTargets::start(&handle, s.renders.clone(), join_grace);
+    let mut renders = RenderTargets::start(&handle, s.renders.clone(), join_grace);
 
     let rpc = match RpcServer::bind(
         s.rpc_addr,
         handle.clone(),
         s.rpc_token.clone(),
-        Some(logs),
+        Some(logs.clone()),
         handlers.stats(),
     )
     .await
     {
-        Ok(rpc) => rpc.with_render_stats(renders.stats()),
+        Ok(rpc) => rpc.with_render_stats(renders.shared_stats()),
         Err(e) => {
             // Nobody knows this node yet: stopping without a leave is right.
             agent.crash();
@@ -78,10 +80,21 @@ async fn serve(s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
     }
 
     let mut stopped = pin!(agent.wait());
-    let signal_name = tokio::select! {
-        () = &mut stopped => None,
-        _ = sigint.recv() => Some("SIGINT"),
-        _ = sigterm.recv() => Some("SIGTERM"),
+    let signal_name = loop {
+        tokio::select! {
+            () = &mut stopped => break None,
+            _ = sigint.recv() => break Some("SIGINT"),
+            _ = sigterm.recv() => break Some("SIGTERM"),
+            _ = sighup.recv() => {
+                let running = reload::Running {
+                    handle: &handle,
+                    logs: &logs,
+                    handlers: &handlers,
+                    renders: &mut renders,
+                };
+                reload::reload(&args, &mut s, running).await;
+            }
+        }
     };
     if let Some(name) = signal_name {
         tracing::info!("{name} received: leaving the cluster (send it again to exit at once)");

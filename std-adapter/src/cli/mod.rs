@@ -5,6 +5,7 @@ mod client;
 mod demo;
 mod keys;
 mod output;
+mod reload;
 mod render;
 mod settings;
 
@@ -141,7 +142,7 @@ pub(crate) struct RpcArgs {
 }
 
 /// `rumor agent` flags. Each one overrides the same setting of `--config`.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Clone, Debug, Default)]
 pub(crate) struct AgentArgs {
     /// TOML config file (see docs/OPERATIONS.md); flags override its settings.
     #[arg(long, value_name = "FILE")]

@@ -131,6 +131,7 @@ impl HandlerStats {
 pub struct Handlers {
     stats: Arc<HandlerStats>,
     task: JoinHandle<()>,
+    reloads: tokio::sync::mpsc::UnboundedSender<(Vec<HandlerSpec>, HandlerSettings)>,
 }
 
 impl Handlers {
@@ -138,11 +139,21 @@ impl Handlers {
     /// from now on. The task ends when the agent stops.
     pub fn start(handle: &Handle, specs: Vec<HandlerSpec>, settings: HandlerSettings) -> Self {
         let stats = Arc::new(HandlerStats::default());
-        let dispatcher = worker::Dispatcher::new(specs, settings, handle, stats.clone());
+        let (reloads, reloads_rx) = tokio::sync::mpsc::unbounded_channel();
+        let dispatcher =
+            worker::Dispatcher::new(specs, settings, handle, stats.clone(), reloads_rx);
         Handlers {
             stats,
             task: tokio::spawn(dispatcher.run()),
+            reloads,
         }
+    }
+
+    /// Replaces the handlers and their settings (`SIGHUP`): events from now on go to the
+    /// new handlers, invocations already queued run as queued, and events being coalesced
+    /// are delivered to the new handlers.
+    pub fn reload(&self, specs: Vec<HandlerSpec>, settings: HandlerSettings) {
+        let _ = self.reloads.send((specs, settings));
     }
 
     /// Shared counters (for `rumor info`).

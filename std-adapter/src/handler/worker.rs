@@ -34,7 +34,10 @@ struct Job {
 /// One queue of invocations, run one at a time.
 #[derive(Debug)]
 struct Lane {
-    /// Its handlers, in the order they were given.
+    /// Names the lane in the dispatcher's "invocation done" messages.
+    id: u64,
+    /// Its handlers, in the order they were given; none once a reload retired the lane
+    /// (it then only runs what it had queued).
     handlers: Vec<Arc<HandlerSpec>>,
     /// Whether any of them takes member events (else nothing is coalesced).
     takes_members: bool,
@@ -47,8 +50,9 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(handlers: Vec<Arc<HandlerSpec>>, settings: &HandlerSettings) -> Self {
+    fn new(id: u64, handlers: Vec<Arc<HandlerSpec>>, settings: &HandlerSettings) -> Self {
         Lane {
+            id,
             takes_members: handlers.iter().any(|h| h.wants_any_member_event()),
             handlers,
             coalescer: Coalescer::new(settings.coalesce_quiet, settings.coalesce_max),
@@ -56,6 +60,21 @@ impl Lane {
             users: VecDeque::new(),
             running: false,
         }
+    }
+
+    /// Gives the lane other handlers: what it has queued runs as queued, and what it has
+    /// coalesced goes to the new handlers.
+    fn set_handlers(&mut self, handlers: Vec<Arc<HandlerSpec>>) {
+        self.takes_members = handlers.iter().any(|h| h.wants_any_member_event());
+        self.handlers = handlers;
+    }
+
+    /// A lane a reload retired, with nothing left to run.
+    fn is_spent(&self) -> bool {
+        self.handlers.is_empty()
+            && !self.running
+            && self.members.is_empty()
+            && self.users.is_empty()
     }
 
     /// Records a member event (every type, for every lane that takes member events).
@@ -133,9 +152,25 @@ pub(super) struct Dispatcher {
     me: watch::Receiver<MemberInfo>,
     stats: Arc<HandlerStats>,
     lanes: Vec<Lane>,
-    /// Lanes whose invocation ended.
-    done_tx: mpsc::UnboundedSender<usize>,
-    done_rx: mpsc::UnboundedReceiver<usize>,
+    /// The id of the next lane.
+    next_lane: u64,
+    /// Lanes (by id) whose invocation ended.
+    done_tx: mpsc::UnboundedSender<u64>,
+    done_rx: mpsc::UnboundedReceiver<u64>,
+    /// New handlers and settings (`SIGHUP`).
+    reloads: mpsc::UnboundedReceiver<(Vec<HandlerSpec>, HandlerSettings)>,
+}
+
+/// The handlers that share a lane: all of them, or (`parallel`) each its own.
+fn lane_groups(specs: Vec<HandlerSpec>, parallel: bool) -> Vec<Vec<Arc<HandlerSpec>>> {
+    let specs: Vec<_> = specs.into_iter().map(Arc::new).collect();
+    if parallel {
+        specs.into_iter().map(|s| vec![s]).collect()
+    } else if specs.is_empty() {
+        Vec::new()
+    } else {
+        vec![specs]
+    }
 }
 
 impl Dispatcher {
@@ -145,37 +180,67 @@ impl Dispatcher {
         settings: HandlerSettings,
         handle: &Handle,
         stats: Arc<HandlerStats>,
+        reloads: mpsc::UnboundedReceiver<(Vec<HandlerSpec>, HandlerSettings)>,
     ) -> Self {
-        let specs: Vec<_> = specs.into_iter().map(Arc::new).collect();
-        let lanes = if settings.parallel {
-            specs
-                .into_iter()
-                .map(|s| Lane::new(vec![s], &settings))
-                .collect()
-        } else if specs.is_empty() {
-            Vec::new()
-        } else {
-            vec![Lane::new(specs, &settings)]
-        };
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        Dispatcher {
+        let mut d = Dispatcher {
             settings,
             events: handle.events(),
             lag_counted: 0,
             me: handle.watch_local(),
             stats,
-            lanes,
+            lanes: Vec::new(),
+            next_lane: 0,
             done_tx,
             done_rx,
+            reloads,
+        };
+        d.reload(specs, settings);
+        d
+    }
+
+    /// Takes new handlers: a lane whose handlers are unchanged goes on as it is; the other
+    /// lanes are given the new handler groups in order (their queued invocations run as
+    /// queued, their coalesced events go to the new handlers); lanes left over retire once
+    /// their queues are empty, and groups left over get new lanes.
+    fn reload(&mut self, specs: Vec<HandlerSpec>, settings: HandlerSettings) {
+        self.settings = settings;
+        let mut old = std::mem::take(&mut self.lanes);
+        let mut unmatched = Vec::new();
+        for group in lane_groups(specs, settings.parallel) {
+            match old
+                .iter()
+                .position(|l| !l.handlers.is_empty() && l.handlers == group)
+            {
+                Some(i) => self.lanes.push(old.remove(i)),
+                None => unmatched.push(group),
+            }
+        }
+        for group in unmatched {
+            let lane = match old.is_empty() {
+                false => {
+                    let mut lane = old.remove(0);
+                    lane.set_handlers(group);
+                    lane
+                }
+                true => {
+                    self.next_lane += 1;
+                    Lane::new(self.next_lane, group, &settings)
+                }
+            };
+            self.lanes.push(lane);
+        }
+        for mut lane in old {
+            lane.set_handlers(Vec::new());
+            if !lane.is_spent() {
+                self.lanes.push(lane);
+            }
         }
     }
 
     /// Runs until the agent stops, then waits for the running invocations (each ends
     /// within the handler timeout) and counts what was left undelivered.
     pub(super) async fn run(mut self) {
-        if self.lanes.is_empty() {
-            return;
-        }
         loop {
             let due = self.lanes.iter().filter_map(Lane::due_at).min();
             tokio::select! {
@@ -189,11 +254,13 @@ impl Dispatcher {
                         lane.flush(now);
                     }
                 }
-                Some(i) = self.done_rx.recv() => {
-                    if let Some(lane) = self.lanes.get_mut(i) {
+                Some(id) = self.done_rx.recv() => {
+                    if let Some(lane) = self.lanes.iter_mut().find(|l| l.id == id) {
                         lane.running = false;
                     }
+                    self.lanes.retain(|l| !l.is_spent());
                 }
+                Some((specs, settings)) = self.reloads.recv() => self.reload(specs, settings),
             }
             self.start_ready();
         }
@@ -247,15 +314,16 @@ impl Dispatcher {
 
     /// Starts the next invocation of every idle lane.
     fn start_ready(&mut self) {
-        for (i, lane) in self.lanes.iter_mut().enumerate() {
+        for lane in &mut self.lanes {
             let Some(job) = lane.next_job() else {
                 continue;
             };
+            let id = lane.id;
             let me = self.me.borrow().clone();
             let (settings, stats, done) = (self.settings, self.stats.clone(), self.done_tx.clone());
             tokio::spawn(async move {
                 invoke_logged(&job, me, settings, &stats).await;
-                let _ = done.send(i);
+                let _ = done.send(id);
             });
         }
     }
@@ -315,7 +383,7 @@ mod tests {
             coalesce_max: Duration::from_secs(3),
             ..HandlerSettings::default()
         };
-        Lane::new(handlers, &settings)
+        Lane::new(1, handlers, &settings)
     }
 
     /// Adds one member event and releases it at once (a delivery).

@@ -44,7 +44,7 @@ pub use self::runtime_api::{Endpoint, LiveServer, RuntimeApi, SyncReport};
 pub use self::select::{Selection, Server, collect_members, server_name, sorted_by_name};
 pub use self::spec::RenderSpec;
 pub use self::template::{TemplateRenderer, TemplateSource};
-pub use self::worker::RenderTargets;
+pub use self::worker::{RenderStatsList, RenderTargets};
 
 /// Why a rendering failed (a template error, an unreadable template file, ...).
 #[derive(Clone, Debug, PartialEq, Eq)]

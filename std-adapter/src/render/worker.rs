@@ -3,8 +3,9 @@
 //! retried with backoff until it succeeds or the next change supersedes it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
@@ -20,11 +21,18 @@ const RETRY_MIN: Duration = Duration::from_secs(1);
 /// Longest wait between retries.
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// Each render target's destination and counters, as the RPC `info` reports them: shared,
+/// so that a reload's new targets show up there.
+pub type RenderStatsList = Arc<RwLock<Vec<(PathBuf, Arc<RenderStats>)>>>;
+
 /// The running render targets of an agent.
 #[derive(Debug)]
 pub struct RenderTargets {
     stats: Vec<(PathBuf, Arc<RenderStats>)>,
     tasks: Vec<JoinHandle<()>>,
+    /// Tells the tasks to stop after their current apply.
+    stop: watch::Sender<bool>,
+    shared: RenderStatsList,
 }
 
 impl RenderTargets {
@@ -35,10 +43,25 @@ impl RenderTargets {
     /// its seeds, so that a restarted agent does not briefly render a cluster of one and
     /// empty the consumer's backend. The tasks end when the agent stops.
     pub fn start(handle: &Handle, targets: Vec<Target>, join_grace: Option<Duration>) -> Self {
+        Self::start_with(handle, targets, join_grace, &[])
+    }
+
+    /// As [`start`](Self::start); a target whose destination is in `kept` goes on counting
+    /// in those counters.
+    fn start_with(
+        handle: &Handle,
+        targets: Vec<Target>,
+        join_grace: Option<Duration>,
+        kept: &[(PathBuf, Arc<RenderStats>)],
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
         let mut stats = Vec::new();
         let mut tasks = Vec::new();
         for target in targets {
-            let s = Arc::new(RenderStats::default());
+            let s = kept
+                .iter()
+                .find(|(dest, _)| *dest == target.dest)
+                .map_or_else(Arc::default, |(_, s)| s.clone());
             stats.push((target.dest.clone(), s.clone()));
             let worker = Worker {
                 quiet: target.coalesce_quiet,
@@ -47,15 +70,44 @@ impl RenderTargets {
                 handle: handle.clone(),
                 events: handle.events(),
                 hold_until: join_grace.map(|g| Instant::now() + g),
+                stop: stopped.clone(),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
-        RenderTargets { stats, tasks }
+        let shared = Arc::new(RwLock::new(stats.clone()));
+        RenderTargets {
+            stats,
+            tasks,
+            stop,
+            shared,
+        }
     }
 
     /// Each target's destination and counters.
     pub fn stats(&self) -> &[(PathBuf, Arc<RenderStats>)] {
         &self.stats
+    }
+
+    /// The same, shared: it follows [`reload`](Self::reload)s.
+    pub fn shared_stats(&self) -> RenderStatsList {
+        self.shared.clone()
+    }
+
+    /// Replaces the targets (`SIGHUP`): the running ones stop after their current apply,
+    /// then the new ones start and render at once. A target with an unchanged destination
+    /// keeps its counters.
+    pub async fn reload(&mut self, handle: &Handle, targets: Vec<Target>) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        let next = Self::start_with(handle, targets, None, &self.stats);
+        if let Ok(mut list) = self.shared.write() {
+            list.clone_from(&next.stats);
+        }
+        self.stats = next.stats;
+        self.tasks = next.tasks;
+        self.stop = next.stop;
     }
 
     /// Waits for every target's task to end (after the agent stopped).
@@ -74,6 +126,8 @@ struct Worker {
     events: EventStream,
     /// Until the agent joined (or this instant), hold the first render back.
     hold_until: Option<Instant>,
+    /// Changes (to true) when the targets are reloaded, or its sender is dropped: stop.
+    stop: watch::Receiver<bool>,
 }
 
 impl Worker {
@@ -83,12 +137,14 @@ impl Worker {
         let mut pending = Some((start, start));
         let mut retry: Option<Instant> = None;
         let mut backoff = RETRY_MIN;
+        let mut stop = self.stop.clone();
         loop {
             let due = pending
                 .map(|(first, last)| (last + self.quiet).min(first + self.max_wait))
                 .map(|d| self.hold_until.map_or(d, |h| d.max(h)));
             let due = earliest(due, retry);
             tokio::select! {
+                _ = stop.changed() => break,
                 event = self.events.next() => match event {
                     None => break,
                     Some(AgentEvent::Joined { .. }) => self.hold_until = None,

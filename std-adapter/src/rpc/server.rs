@@ -20,7 +20,7 @@ use crate::event::AgentEvent;
 use crate::handler::HandlerStats;
 use crate::keyring;
 use crate::logging::{self, LogFeed, LogLine};
-use crate::render::RenderStats;
+use crate::render::RenderStatsList;
 use crate::seeds;
 
 /// Connections served at once; more are answered with an error and closed.
@@ -71,7 +71,7 @@ struct Shared {
     token: Option<String>,
     logs: Option<LogFeed>,
     handlers: Arc<HandlerStats>,
-    render: Vec<(std::path::PathBuf, Arc<RenderStats>)>,
+    render: RenderStatsList,
     stats: RpcStats,
     slots: Semaphore,
 }
@@ -101,17 +101,18 @@ impl RpcServer {
                 token,
                 logs,
                 handlers,
-                render: Vec::new(),
+                render: RenderStatsList::default(),
                 stats: RpcStats::default(),
                 slots: Semaphore::new(MAX_CONNECTIONS),
             }),
         })
     }
 
-    /// Reports these render targets' counters in `info` (call before serving).
-    pub fn with_render_stats(mut self, render: &[(std::path::PathBuf, Arc<RenderStats>)]) -> Self {
+    /// Reports these render targets' counters in `info` (call before serving); the list
+    /// may change while serving ([`RenderTargets::shared_stats`](crate::render::RenderTargets::shared_stats)).
+    pub fn with_render_stats(mut self, render: RenderStatsList) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.render = render.to_vec();
+            shared.render = render;
         }
         self
     }
@@ -264,9 +265,13 @@ impl Shared {
                     handlers: self.handlers.counts(),
                     render: self
                         .render
-                        .iter()
-                        .map(|(dest, s)| (dest.display().to_string(), s.counts()))
-                        .collect(),
+                        .read()
+                        .map(|list| {
+                            list.iter()
+                                .map(|(dest, s)| (dest.display().to_string(), s.counts()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     rpc: self.stats.counts(),
                 }),
                 ..Response::ok()
