@@ -40,13 +40,40 @@ impl Uart {
     }
 }
 
-impl core::fmt::Write for Uart {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+impl Uart {
+    /// Writes `s`. The boards print without `core::fmt`, whose padding and integer
+    /// formatting cost about 2 KiB of flash.
+    pub fn put(self, s: &str) {
         for b in s.bytes() {
             while read(STATE) & STATE_TX_FULL != 0 {}
             write(DATA, u32::from(b));
         }
-        Ok(())
+    }
+
+    /// Writes `n` in decimal.
+    pub fn put_u32(self, mut n: u32) {
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            while read(STATE) & STATE_TX_FULL != 0 {}
+            write(DATA, u32::from(d));
+        }
+    }
+
+    /// Writes the pieces one after the other, then a newline.
+    pub fn line(self, pieces: &[&str]) {
+        for p in pieces {
+            self.put(p);
+        }
+        self.put("\n");
     }
 }
 

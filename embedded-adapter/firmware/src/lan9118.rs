@@ -51,6 +51,16 @@ pub enum Error {
     Timeout,
 }
 
+impl Error {
+    /// A short reason, for the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Error::NotFound => "not found",
+            Error::Timeout => "timed out",
+        }
+    }
+}
+
 /// One LAN9118 at a fixed address.
 #[derive(Debug)]
 pub struct Lan9118 {

@@ -1,40 +1,49 @@
 //! What a board prints on its console, one line per fact, for people and for the tests.
 
-use core::fmt::Write;
-
 use rumor_embedded::rumor_core::{Event, Node};
 
+use crate::console::Uart;
+
 /// `members NAME=STATUS ...`: the whole table, local node first.
-pub fn members<const M: usize, const U: usize>(out: &mut impl Write, node: &Node<M, U>) {
-    let _ = write!(out, "members");
+pub fn members<const M: usize, const U: usize>(out: Uart, node: &Node<M, U>) {
+    out.put("members");
     for m in node.members() {
-        let _ = write!(out, " {}={}", m.name(), m.status());
+        out.put(" ");
+        out.put(m.name());
+        out.put("=");
+        out.put(m.status().as_str());
     }
-    let _ = writeln!(out);
+    out.put("\n");
 }
 
 /// `event KIND NAME`, for the events a test waits for. Returns true for `LeaveComplete`.
-/// Addresses are left out: formatting them costs about a kilobyte of flash.
-pub fn event(out: &mut impl Write, event: &Event) -> bool {
-    let _ = match event {
-        Event::MemberJoined { name, .. } => writeln!(out, "event joined {name}"),
-        Event::MemberUpdated { name, .. } => writeln!(out, "event updated {name}"),
-        Event::MemberSuspected { name, .. } => writeln!(out, "event suspect {name}"),
-        Event::MemberLeft { name, .. } => writeln!(out, "event left {name}"),
-        Event::MemberFailed { name, .. } => writeln!(out, "event failed {name}"),
-        Event::MemberReaped { name } => writeln!(out, "event reaped {name}"),
-        Event::MemberRefused { name, .. } => writeln!(out, "event refused {name}"),
-        Event::NameConflict { name, .. } => writeln!(out, "event conflict {name}"),
-        Event::User(u) => writeln!(out, "event user {}", u.name),
-        Event::Joined { .. } => writeln!(out, "event cluster-joined"),
-        Event::LeaveComplete => writeln!(out, "event leave-complete"),
-        _ => writeln!(out, "event other"),
+/// Addresses are left out: printing them would cost flash for no test.
+pub fn event(out: Uart, event: &Event) -> bool {
+    let (kind, name) = match event {
+        Event::MemberJoined { name, .. } => ("joined", name.as_str()),
+        Event::MemberUpdated { name, .. } => ("updated", name.as_str()),
+        Event::MemberSuspected { name, .. } => ("suspect", name.as_str()),
+        Event::MemberLeft { name, .. } => ("left", name.as_str()),
+        Event::MemberFailed { name, .. } => ("failed", name.as_str()),
+        Event::MemberReaped { name } => ("reaped", name.as_str()),
+        Event::MemberRefused { name, .. } => ("refused", name.as_str()),
+        Event::NameConflict { name, .. } => ("conflict", name.as_str()),
+        Event::User(u) => ("user", u.name.as_str()),
+        Event::Joined { .. } => ("cluster-joined", ""),
+        Event::LeaveComplete => ("leave-complete", ""),
+        _ => ("other", ""),
     };
+    let space = if name.is_empty() { "" } else { " " };
+    out.line(&["event ", kind, space, name]);
     matches!(event, Event::LeaveComplete)
 }
 
 /// `memory stack=PEAK/SIZE`: the peak stack use so far.
-pub fn memory(out: &mut impl Write) {
+pub fn memory(out: Uart) {
     let (peak, size) = crate::stack::peak();
-    let _ = writeln!(out, "memory stack={peak}/{size}");
+    out.put("memory stack=");
+    out.put_u32(peak as u32);
+    out.put("/");
+    out.put_u32(size as u32);
+    out.put("\n");
 }

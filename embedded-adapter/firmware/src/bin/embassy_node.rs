@@ -4,7 +4,6 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m_rt::{entry, exception};
@@ -64,20 +63,20 @@ async fn rumor_task(runner: Runner<'static, MEMBERS, UPDATES>) -> ! {
 
 #[embassy_executor::task]
 async fn app(handle: Handle<'static, MEMBERS, UPDATES>) -> ! {
-    let mut out = Uart::init();
+    let out = Uart::init();
     let mut lines = Lines::default();
     loop {
         match select(handle.next_event(), Timer::after_millis(5)).await {
             Either::First(event) => {
-                if report::event(&mut out, &event) {
-                    report::memory(&mut out);
+                if report::event(out, &event) {
+                    report::memory(out);
                     rumor_firmware::exit(0);
                 }
             }
             Either::Second(()) => match lines.poll(out) {
-                Some(Command::Members) => handle.with_node(|n| report::members(&mut out, n)),
+                Some(Command::Members) => handle.with_node(|n| report::members(out, n)),
                 Some(Command::Leave) => handle.leave(),
-                Some(Command::Memory) => report::memory(&mut out),
+                Some(Command::Memory) => report::memory(out),
                 None => {}
             },
         }
@@ -87,16 +86,16 @@ async fn app(handle: Handle<'static, MEMBERS, UPDATES>) -> ! {
 /// Sets the board up and spawns the tasks. Not inlined: its frame (the command line, the
 /// network stack's start-up) is gone before the executor runs on top of `main`'s.
 #[inline(never)]
-fn start(spawner: Spawner, out: &mut Uart) {
+fn start(spawner: Spawner, out: Uart) {
     let args = Args::from_host().unwrap_or_else(|e| {
-        let _ = writeln!(out, "bad command line: {e:?}");
+        out.line(&["bad command line: ", e.as_str()]);
         rumor_firmware::exit(2)
     });
     // SAFETY: the board's only LAN9118, used through this handle alone (the clock reads
     // only its free-running counter).
     let mut chip = unsafe { Lan9118::new(LAN9118_BASE) };
     let mac = chip.init().unwrap_or_else(|e| {
-        let _ = writeln!(out, "lan9118: {e:?}");
+        out.line(&["lan9118: ", e.as_str()]);
         rumor_firmware::exit(2)
     });
     clock::start(LAN9118_BASE);
@@ -123,15 +122,15 @@ fn start(spawner: Spawner, out: &mut Uart) {
     spawner.spawn(net_task(net_runner).unwrap_or_else(|_| rumor_firmware::exit(2)));
     spawner.spawn(rumor_task(runner).unwrap_or_else(|_| rumor_firmware::exit(2)));
     spawner.spawn(app(handle).unwrap_or_else(|_| rumor_firmware::exit(2)));
-    let _ = writeln!(out, "ready embassy {}", args.name);
+    out.line(&["ready embassy ", &args.name]);
 }
 
 #[entry]
 fn main() -> ! {
-    let mut out = Uart::init();
+    let out = Uart::init();
     let peripherals = cortex_m::Peripherals::take().unwrap_or_else(|| unreachable!());
     let executor: &'static Executor = EXECUTOR.init(Executor::new(core::ptr::null_mut()));
-    start(executor.spawner(), &mut out);
+    start(executor.spawner(), out);
     tick::start(peripherals.SYST);
     loop {
         // SAFETY: polled from this one thread only, never re-entered.

@@ -3,8 +3,6 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Write;
-
 use cortex_m_rt::{entry, exception};
 use rumor_embedded::rumor_core::{Config, Identity, Node};
 use rumor_embedded::smol::Driver;
@@ -53,16 +51,16 @@ fn now() -> Instant {
 
 #[entry]
 fn main() -> ! {
-    let mut out = Uart::init();
+    let out = Uart::init();
     let args = Args::from_host().unwrap_or_else(|e| {
-        let _ = writeln!(out, "bad command line: {e:?}");
+        out.line(&["bad command line: ", e.as_str()]);
         rumor_firmware::exit(2)
     });
     // SAFETY: the board's only LAN9118, used through this handle alone (the clock reads
     // only its free-running counter).
     let mut chip = unsafe { Lan9118::new(LAN9118_BASE) };
     let mac = chip.init().unwrap_or_else(|e| {
-        let _ = writeln!(out, "lan9118: {e:?}");
+        out.line(&["lan9118: ", e.as_str()]);
         rumor_firmware::exit(2)
     });
     clock::start(LAN9118_BASE);
@@ -91,7 +89,7 @@ fn main() -> ! {
     for seed in &args.seeds {
         let _ = driver.node_mut().join(start, *seed);
     }
-    let _ = writeln!(out, "ready smoltcp {}", args.name);
+    out.line(&["ready smoltcp ", &args.name]);
 
     let mut lines = Lines::default();
     loop {
@@ -99,15 +97,15 @@ fn main() -> ! {
         iface.poll(t, nic, &mut sockets);
         let wake = driver.poll(t, &mut sockets);
         while let Some(event) = driver.poll_event() {
-            if report::event(&mut out, &event) {
-                report::memory(&mut out);
+            if report::event(out, &event) {
+                report::memory(out);
                 rumor_firmware::exit(0);
             }
         }
         match lines.poll(out) {
-            Some(Command::Members) => report::members(&mut out, driver.node()),
+            Some(Command::Members) => report::members(out, driver.node()),
             Some(Command::Leave) => driver.node_mut().leave(from_smoltcp(now())),
-            Some(Command::Memory) => report::memory(&mut out),
+            Some(Command::Memory) => report::memory(out),
             None => {}
         }
         let due = [wake, iface.poll_at(t, &sockets)]
