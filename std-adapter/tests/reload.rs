@@ -79,7 +79,10 @@ fn sighup_reloads_log_level_tags_handlers_and_render_targets() {
     deploy_and_expect(&a, "x2", &out, "two x2");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(!text.contains("one x2"), "the old handler ran: {text}");
-    assert!(a.log_text().contains("running handler"), "still not at debug");
+    assert!(
+        a.log_text().contains("running handler"),
+        "still not at debug"
+    );
     let tags = wait_for(Duration::from_secs(20), || {
         a.members()?
             .into_iter()
