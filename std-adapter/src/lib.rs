@@ -41,6 +41,7 @@ pub mod rpc;
 pub mod seeds;
 pub mod snapshot;
 mod subprocess;
+mod task;
 
 pub use agent::{
     Agent, AgentConfig, AgentError, AgentNode, AgentStats, EventStream, Handle, HandleError,
@@ -48,3 +49,4 @@ pub use agent::{
 };
 pub use event::{AgentEvent, UserEventInfo};
 pub use member::{MemberInfo, parse_status, parse_tag_arg, tags_from_map, tags_to_map};
+pub use task::TaskFailed;

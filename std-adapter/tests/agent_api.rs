@@ -136,7 +136,7 @@ async fn agents_join_share_tags_and_events_then_leave_and_crash() {
     })
     .await;
     assert_eq!(left, Status::Left);
-    b.wait().await;
+    b.wait().await.expect("the agent stopped normally");
     assert!(!hb.is_running());
     assert_eq!(hb.members().await.unwrap_err(), HandleError::Stopped);
     assert!(

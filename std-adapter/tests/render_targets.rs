@@ -86,7 +86,7 @@ async fn a_refused_render_is_retried_and_joins_are_rendered() {
 
     web.shutdown().await;
     lb.shutdown().await;
-    targets.join().await;
+    targets.join().await.expect("no render target failed");
 }
 
 /// The lab reloads HAProxy with `haproxy -f cfg -sf $(cat pid) &`: the shell exits at once,
@@ -129,7 +129,7 @@ async fn a_reload_that_leaves_a_background_child_does_not_stall_the_target() {
 
     web.shutdown().await;
     lb.shutdown().await;
-    targets.join().await;
+    targets.join().await.expect("no render target failed");
     // The background children are ours: end them.
     for pid in std::fs::read_to_string(&pids).unwrap().split_whitespace() {
         let _ = std::process::Command::new("kill").arg(pid).status();

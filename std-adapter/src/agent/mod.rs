@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::task::{Supervised, TaskFailed};
 use rumor_core::{Config, ConfigError, Identity, Keyring, NameError, Node, Plaintext, Tags};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
 
 pub use self::address::advertise_address;
 pub use self::command::{AgentStats, LeaveOutcome};
@@ -136,7 +136,7 @@ impl std::error::Error for AgentError {}
 #[derive(Debug)]
 pub struct Agent {
     handle: Handle,
-    task: JoinHandle<()>,
+    task: Supervised,
     bound: SocketAddr,
 }
 
@@ -200,7 +200,7 @@ impl Agent {
             }
             tracing::debug!(protocol = ?config.protocol, capacity = MEMBER_CAPACITY, "protocol settings");
         });
-        let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+        let task = Supervised::spawn("agent", tracing::Instrument::instrument(driver.run(), span));
         Ok(Agent {
             handle,
             task,
@@ -225,13 +225,16 @@ impl Agent {
             .leave()
             .await
             .unwrap_or(LeaveOutcome::AlreadyStopped);
-        let _ = self.task.await;
+        if let Err(e) = self.task.join().await {
+            tracing::error!(error = %e, "the agent stopped abnormally");
+        }
         outcome
     }
 
-    /// Waits until the agent stops by itself (after a leave requested through a handle).
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    /// Waits until the agent stops by itself (after a leave requested through a handle);
+    /// an error if its task panicked.
+    pub async fn wait(self) -> Result<(), TaskFailed> {
+        self.task.join().await
     }
 
     /// Stops at once without leaving, as a crashed process would: the task is dropped and

@@ -8,7 +8,7 @@ use rumor_std::handler::Handlers;
 use rumor_std::keyring::{KeyringFile, Startup};
 use rumor_std::render::RenderTargets;
 use rumor_std::rpc::RpcServer;
-use rumor_std::{Agent, AgentConfig, Handle, LeaveOutcome, logging, seeds, snapshot};
+use rumor_std::{Agent, AgentConfig, Handle, LeaveOutcome, TaskFailed, logging, seeds, snapshot};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::settings::Settings;
@@ -40,7 +40,7 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
     let agent = Agent::start(config).await?;
     let handle = agent.handle();
     // Subscribed before the agent task first runs, so they see its own member-join.
-    let handlers = Handlers::start(&handle, s.handlers.clone(), s.handler);
+    let mut handlers = Handlers::start(&handle, s.handlers.clone(), s.handler);
     // With seeds to join, the first render waits for the join (a little), so a restarted
     // balancer does not render a cluster of one.
     let join_grace = (!s.join.is_empty() || s.snapshot.is_some()).then_some(RENDER_JOIN_GRACE);
@@ -80,12 +80,18 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
     }
 
     let mut stopped = pin!(agent.wait());
-    let signal_name = loop {
-        tokio::select! {
-            () = &mut stopped => break None,
-            _ = sigint.recv() => break Some("SIGINT"),
-            _ = sigterm.recv() => break Some("SIGTERM"),
-            _ = sighup.recv() => {
+    let stop = loop {
+        let stop = tokio::select! {
+            r = &mut stopped => Some(Stop::Stopped(r)),
+            _ = sigint.recv() => Some(Stop::Signal("SIGINT")),
+            _ = sigterm.recv() => Some(Stop::Signal("SIGTERM")),
+            f = handlers.failed() => Some(Stop::Failed(f)),
+            f = renders.failed() => Some(Stop::Failed(f)),
+            _ = sighup.recv() => None,
+        };
+        match stop {
+            Some(stop) => break stop,
+            None => {
                 let running = reload::Running {
                     handle: &handle,
                     logs: &logs,
@@ -96,33 +102,65 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
             }
         }
     };
-    if let Some(name) = signal_name {
-        tracing::info!("{name} received: leaving the cluster (send it again to exit at once)");
-        let second = async {
-            tokio::select! {
-                _ = sigint.recv() => {},
-                _ = sigterm.recv() => {},
+    let (agent_result, mut failure) = match stop {
+        Stop::Stopped(r) => (r, None),
+        leaving => {
+            let failure = match leaving {
+                Stop::Failed(f) => {
+                    tracing::error!(error = %f, "leaving the cluster, then exiting with a failure");
+                    Some(f)
+                }
+                Stop::Signal(name) => {
+                    tracing::info!(
+                        "{name} received: leaving the cluster (send it again to exit at once)"
+                    );
+                    None
+                }
+                Stop::Stopped(_) => None,
+            };
+            let second = async {
+                tokio::select! {
+                    _ = sigint.recv() => {},
+                    _ = sigterm.recv() => {},
+                }
+            };
+            match first_of(handle.leave(), second).await {
+                Some(Ok(LeaveOutcome::Complete)) => tracing::info!("left the cluster"),
+                Some(Ok(other)) => tracing::warn!(outcome = ?other, "leave did not complete"),
+                Some(Err(e)) => tracing::warn!(error = %e, "leave failed"),
+                None => {
+                    rpc_task.abort();
+                    return Err(CliError(
+                        "second signal: exited before the leave completed".into(),
+                    ));
+                }
             }
-        };
-        match first_of(handle.leave(), second).await {
-            Some(Ok(LeaveOutcome::Complete)) => tracing::info!("left the cluster"),
-            Some(Ok(other)) => tracing::warn!(outcome = ?other, "leave did not complete"),
-            Some(Err(e)) => tracing::warn!(error = %e, "leave failed"),
-            None => {
-                rpc_task.abort();
-                return Err(CliError(
-                    "second signal: exited before the leave completed".into(),
-                ));
-            }
+            (stopped.await, failure)
         }
-        stopped.await;
-    }
+    };
     // Let a `leave` request that stopped the agent get its answer.
     let _ = stop_rpc.send(());
     let _ = rpc_task.await;
-    handlers.join().await;
-    renders.join().await;
-    Ok(())
+    for result in [agent_result, handlers.join().await, renders.join().await] {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "a task of the agent failed");
+            failure.get_or_insert(e);
+        }
+    }
+    match failure {
+        Some(f) => Err(CliError(f.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Why the agent's main loop ends.
+enum Stop {
+    /// The agent stopped by itself (an RPC `leave`), or its task failed.
+    Stopped(Result<(), TaskFailed>),
+    /// SIGINT or SIGTERM: leave.
+    Signal(&'static str),
+    /// The handlers' or a render target's task failed: leave, then exit with a failure.
+    Failed(TaskFailed),
 }
 
 /// Joins the peers saved in the snapshot, and keeps the snapshot up to date.

@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::task::{Supervised, TaskFailed};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 
 pub use self::filter::{Filter, HandlerSpec};
 
@@ -130,7 +130,7 @@ impl HandlerStats {
 #[derive(Debug)]
 pub struct Handlers {
     stats: Arc<HandlerStats>,
-    task: JoinHandle<()>,
+    task: Supervised,
     reloads: tokio::sync::mpsc::UnboundedSender<(Vec<HandlerSpec>, HandlerSettings)>,
 }
 
@@ -144,7 +144,7 @@ impl Handlers {
             worker::Dispatcher::new(specs, settings, handle, stats.clone(), reloads_rx);
         Handlers {
             stats,
-            task: tokio::spawn(dispatcher.run()),
+            task: Supervised::spawn("handlers", dispatcher.run()),
             reloads,
         }
     }
@@ -163,7 +163,12 @@ impl Handlers {
 
     /// Waits for the handlers' task to end (after the agent stopped): running
     /// invocations end within the handler timeout.
-    pub async fn join(self) {
-        let _ = self.task.await;
+    pub async fn join(self) -> Result<(), TaskFailed> {
+        self.task.join().await
+    }
+
+    /// Resolves if the handlers' task fails (panics) while the agent runs.
+    pub async fn failed(&mut self) -> TaskFailed {
+        self.task.failed().await
     }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
+
+use crate::task::TaskFailed;
 use tokio::time::{Duration, Instant};
 
 use super::apply::{Applied, Applier};
@@ -29,7 +31,7 @@ pub type RenderStatsList = Arc<RwLock<Vec<(PathBuf, Arc<RenderStats>)>>>;
 #[derive(Debug)]
 pub struct RenderTargets {
     stats: Vec<(PathBuf, Arc<RenderStats>)>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: JoinSet<()>,
     /// Tells the tasks to stop after their current apply.
     stop: watch::Sender<bool>,
     shared: RenderStatsList,
@@ -56,7 +58,7 @@ impl RenderTargets {
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut stats = Vec::new();
-        let mut tasks = Vec::new();
+        let mut tasks = JoinSet::new();
         for target in targets {
             let s = kept
                 .iter()
@@ -72,7 +74,7 @@ impl RenderTargets {
                 hold_until: join_grace.map(|g| Instant::now() + g),
                 stop: stopped.clone(),
             };
-            tasks.push(tokio::spawn(worker.run()));
+            tasks.spawn(worker.run());
         }
         let shared = Arc::new(RwLock::new(stats.clone()));
         RenderTargets {
@@ -98,8 +100,10 @@ impl RenderTargets {
     /// keeps its counters.
     pub async fn reload(&mut self, handle: &Handle, targets: Vec<Target>) {
         let _ = self.stop.send(true);
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+        while let Some(r) = self.tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %TaskFailed::from_panic("render", e), "a render target had failed");
+            }
         }
         let next = Self::start_with(handle, targets, None, &self.stats);
         if let Ok(mut list) = self.shared.write() {
@@ -110,10 +114,26 @@ impl RenderTargets {
         self.stop = next.stop;
     }
 
-    /// Waits for every target's task to end (after the agent stopped).
-    pub async fn join(self) {
-        for t in self.tasks {
-            let _ = t.await;
+    /// Waits for every target's task to end (after the agent stopped); the first failure
+    /// if one panicked.
+    pub async fn join(mut self) -> Result<(), TaskFailed> {
+        let mut result = Ok(());
+        while let Some(r) = self.tasks.join_next().await {
+            if let (Err(e), Ok(())) = (r, &result) {
+                result = Err(TaskFailed::from_panic("render", e));
+            }
+        }
+        result
+    }
+
+    /// Resolves if a target's task fails (panics) while the agent runs. Cancel-safe.
+    pub async fn failed(&mut self) -> TaskFailed {
+        loop {
+            match self.tasks.join_next().await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return TaskFailed::from_panic("render", e),
+                None => std::future::pending::<()>().await,
+            }
         }
     }
 }
