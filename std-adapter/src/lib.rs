@@ -32,6 +32,7 @@ pub mod agent;
 pub mod atomic_file;
 mod deadline;
 pub mod event;
+pub mod file_lock;
 pub mod handler;
 pub mod keyring;
 pub mod logging;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::pin;
 
 use rumor_core::{Keyring, Plaintext};
+use rumor_std::file_lock::FileLock;
 use rumor_std::handler::Handlers;
 use rumor_std::keyring::{KeyringFile, Startup};
 use rumor_std::render::RenderTargets;
@@ -29,6 +30,13 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    // Files two agents must not share, claimed before anything touches them.
+    let _state_locks = [(&s.snapshot, "snapshot"), (&s.keyring_file, "keyring file")]
+        .into_iter()
+        .filter_map(|(path, what)| path.as_ref().map(|p| FileLock::claim(p, what)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError)?;
+    let mut render_locks = claim_render_dests(&s.renders, &[]).map_err(CliError)?;
 
     let mut config = AgentConfig::new(&s.name, s.bind);
     config.advertise = s.advertise;
@@ -97,6 +105,7 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
                     logs: &logs,
                     handlers: &handlers,
                     renders: &mut renders,
+                    render_locks: &mut render_locks,
                 };
                 reload::reload(&args, &mut s, running).await;
             }
@@ -161,6 +170,18 @@ enum Stop {
     Signal(&'static str),
     /// The handlers' or a render target's task failed: leave, then exit with a failure.
     Failed(TaskFailed),
+}
+
+/// Claims the destinations of `targets` not in `held` (all or none).
+pub(crate) fn claim_render_dests(
+    targets: &[rumor_std::render::Target],
+    held: &[FileLock],
+) -> Result<Vec<FileLock>, String> {
+    targets
+        .iter()
+        .filter(|t| !held.iter().any(|l| l.path() == t.dest))
+        .map(|t| FileLock::claim(&t.dest, "render destination"))
+        .collect()
 }
 
 /// Joins the peers saved in the snapshot, and keeps the snapshot up to date.

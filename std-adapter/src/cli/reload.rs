@@ -3,6 +3,7 @@
 //! render targets. A setting that only takes effect at start is reported, not applied.
 
 use rumor_std::Handle;
+use rumor_std::file_lock::FileLock;
 use rumor_std::handler::Handlers;
 use rumor_std::logging::LogFeed;
 use rumor_std::render::RenderTargets;
@@ -16,6 +17,8 @@ pub(crate) struct Running<'a> {
     pub(crate) logs: &'a LogFeed,
     pub(crate) handlers: &'a Handlers,
     pub(crate) renders: &'a mut RenderTargets,
+    /// The claims on the render targets' destinations.
+    pub(crate) render_locks: &'a mut Vec<FileLock>,
 }
 
 /// Resolves `args` again (the `--config` file is read anew; the flags stay as given) and
@@ -58,12 +61,23 @@ pub(crate) async fn reload(args: &AgentArgs, current: &mut Settings, running: Ru
         current.handler = new.handler;
     }
     if new.renders != current.renders {
-        running
-            .renders
-            .reload(running.handle, new.renders.clone())
-            .await;
-        tracing::info!(targets = new.renders.len(), "render targets replaced");
-        current.renders = new.renders.clone();
+        // Claim the new destinations first, so that one another agent holds leaves
+        // everything as it was.
+        match super::agent::claim_render_dests(&new.renders, running.render_locks) {
+            Err(e) => tracing::error!(error = %e, "render targets not replaced"),
+            Ok(claims) => {
+                running
+                    .renders
+                    .reload(running.handle, new.renders.clone())
+                    .await;
+                running
+                    .render_locks
+                    .retain(|l| new.renders.iter().any(|t| t.dest == l.path()));
+                running.render_locks.extend(claims);
+                tracing::info!(targets = new.renders.len(), "render targets replaced");
+                current.renders = new.renders.clone();
+            }
+        }
     }
     for setting in start_only_changes(current, &new) {
         tracing::warn!(
