@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -126,7 +126,10 @@ impl Applier {
                 return Err(ApplyError::Check(e));
             }
         }
-        install(&staged, dest).map_err(ApplyError::Write)?;
+        if let Err(e) = install(&staged, dest) {
+            let _ = fs::remove_file(&staged);
+            return Err(ApplyError::Write(e));
+        }
         let full = self.live.as_deref().map(skeleton) != Some(skeleton(&bytes));
         let servers = self.target.renderer.selection().servers(members);
         match self
@@ -198,14 +201,44 @@ fn shell_quote(p: &Path) -> String {
 /// Writes and syncs `path` with the permissions of `like` (0644 if it does not exist).
 fn write_file(path: &Path, bytes: &[u8], like: &Path) -> Result<(), String> {
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    let mode = fs::metadata(like)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
-    let mut f = fs::File::create(path).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.set_permissions(fs::Permissions::from_mode(mode))
+    let live = fs::metadata(like).ok();
+    let mode = live
+        .as_ref()
+        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    // Whatever sits at the staged path (a leftover, or a symlink planted to make the agent
+    // write elsewhere) is removed, not followed; the file is then created exclusively,
+    // which never follows a symlink either.
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
         .map_err(err)?;
-    f.sync_all().map_err(err)
+    let written = (|| {
+        f.write_all(bytes)?;
+        // The umask may have taken bits off at creation.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        if let Some(m) = &live
+            && (m.uid(), m.gid()) != (f.metadata()?.uid(), f.metadata()?.gid())
+        {
+            // Keep the live file's owner where we may (as root); otherwise the consumer
+            // reads the file by its mode, as it did the live one.
+            if let Err(e) = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid())) {
+                tracing::debug!(error = %e, file = %path.display(), "cannot keep the live file's owner");
+            }
+        }
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        // A full disk must not leave a partial file behind.
+        let _ = fs::remove_file(path);
+        return Err(err(e));
+    }
+    Ok(())
 }
 
 /// Renames `staged` over `dest` and syncs the directory so the rename survives a crash.
@@ -229,6 +262,28 @@ mod tests {
         assert_eq!(
             staged_path(Path::new("/etc/haproxy/haproxy.cfg")),
             Path::new("/etc/haproxy/.haproxy.cfg.rumor-staged")
+        );
+    }
+
+    #[test]
+    fn a_symlink_at_the_staged_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("haproxy.cfg");
+        let victim = dir.path().join("victim");
+        fs::write(&dest, "live").unwrap();
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o640)).unwrap();
+        fs::write(&victim, "untouched").unwrap();
+        let staged = staged_path(&dest);
+        std::os::unix::fs::symlink(&victim, &staged).unwrap();
+        write_file(&staged, b"new", &dest).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+        let meta = fs::symlink_metadata(&staged).unwrap();
+        assert!(meta.file_type().is_file(), "still a symlink");
+        assert_eq!(fs::read_to_string(&staged).unwrap(), "new");
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o640,
+            "the live file's mode"
         );
     }
 

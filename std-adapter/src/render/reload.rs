@@ -91,6 +91,28 @@ impl Reload {
     }
 }
 
+/// Refuses `pid` unless it is an HAProxy process: a stale pid file may name a PID that
+/// the system has since given to something else, which SIGUSR2 would kill. Its command
+/// name (`/proc/PID/comm`, readable whoever owns the process) must start with `haproxy`.
+fn ensure_haproxy(pid: rustix::process::Pid, pid_file: &Path) -> Result<(), String> {
+    let raw = pid.as_raw_nonzero();
+    let comm = std::fs::read_to_string(format!("/proc/{raw}/comm")).map_err(|e| {
+        format!(
+            "pid {raw} from {} is not running ({e}): not signalled",
+            pid_file.display()
+        )
+    })?;
+    let comm = comm.trim();
+    if comm.starts_with("haproxy") {
+        Ok(())
+    } else {
+        Err(format!(
+            "pid {raw} from {} is `{comm}`, not HAProxy (a stale pid file?): not signalled",
+            pid_file.display()
+        ))
+    }
+}
+
 /// How often the stats socket is asked whether a new worker is up.
 const CONFIRM_POLL: Duration = Duration::from_millis(50);
 
@@ -108,6 +130,7 @@ fn signal_master(
         .and_then(|l| l.trim().parse::<i32>().ok())
         .and_then(rustix::process::Pid::from_raw)
         .ok_or_else(|| format!("no pid in {}", pid_file.display()))?;
+    ensure_haproxy(pid, pid_file)?;
     let before = confirm.and_then(|api| api.worker_pid().ok());
     rustix::process::kill_process(pid, rustix::process::Signal::USR2)
         .map_err(|e| format!("cannot signal HAProxy master {}: {e}", pid.as_raw_nonzero()))?;
@@ -129,5 +152,32 @@ fn signal_master(
             ));
         }
         thread::sleep(CONFIRM_POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid file left by an HAProxy that is gone, whose PID now belongs to another
+    /// process: SIGUSR2 (which ends a process that does not handle it) is not sent.
+    #[test]
+    fn a_pid_that_is_not_haproxy_is_not_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("haproxy.pid");
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, format!("{}\n", other.id())).unwrap();
+        let e = signal_master(&pid_file, None, Duration::from_secs(1)).unwrap_err();
+        assert!(e.contains("is `sleep`, not HAProxy"), "{e}");
+        thread::sleep(Duration::from_millis(100));
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "the process was signalled"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 }
