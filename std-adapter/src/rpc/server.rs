@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumor_core::Plaintext;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast};
@@ -23,8 +23,16 @@ use crate::logging::{self, LogFeed, LogLine};
 use crate::render::RenderStatsList;
 use crate::seeds;
 
-/// Connections served at once; more are answered with an error and closed.
+/// Authenticated connections served at once; more are answered with an error and closed.
 const MAX_CONNECTIONS: usize = 64;
+/// Connections still to send their first request; more are closed at once.
+const MAX_PENDING: usize = 128;
+/// A new connection must send its first request (with the token, when one is set) within
+/// this, before it may take one of the [`MAX_CONNECTIONS`] slots.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A reply or stream item not written within this drops the connection: a client that
+/// stops reading cannot hold a slot.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection with no request for this long is closed (monitors excepted).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for requests in flight at shutdown.
@@ -74,6 +82,7 @@ struct Shared {
     render: RenderStatsList,
     stats: RpcStats,
     slots: Semaphore,
+    pending: Semaphore,
 }
 
 /// One request line, or why there is none.
@@ -104,6 +113,7 @@ impl RpcServer {
                 render: RenderStatsList::default(),
                 stats: RpcStats::default(),
                 slots: Semaphore::new(MAX_CONNECTIONS),
+                pending: Semaphore::new(MAX_PENDING),
             }),
         })
     }
@@ -141,15 +151,7 @@ impl RpcServer {
             };
             RpcStats::bump(&self.shared.stats.connections);
             let shared = self.shared.clone();
-            tokio::spawn(async move {
-                match shared.slots.try_acquire() {
-                    Ok(_permit) => shared.connection(stream).await,
-                    Err(_) => {
-                        let (_, mut wr) = stream.into_split();
-                        let _ = reply(&mut wr, &Response::error("too many RPC connections")).await;
-                    }
-                }
-            });
+            tokio::spawn(async move { shared.accept(stream).await });
         }
         drop(self.listener);
         let all = MAX_CONNECTIONS as u32;
@@ -158,51 +160,40 @@ impl RpcServer {
 }
 
 impl Shared {
-    async fn connection(&self, stream: TcpStream) {
+    /// A new connection: its first request must come within [`FIRST_REQUEST_TIMEOUT`] and
+    /// be authorised before the connection takes a slot; otherwise it is closed.
+    async fn accept(&self, stream: TcpStream) {
+        let Ok(pending) = self.pending.try_acquire() else {
+            return;
+        };
         let (rd, mut wr) = stream.into_split();
         let mut rd = BufReader::new(rd);
+        let first =
+            tokio::time::timeout(FIRST_REQUEST_TIMEOUT, self.next_request(&mut rd, &mut wr));
+        let Ok(Some(first)) = first.await else {
+            return;
+        };
+        if !self.admit(&first, &mut wr).await {
+            return;
+        }
+        drop(pending);
+        let Ok(_slot) = self.slots.try_acquire() else {
+            let _ = reply(&mut wr, &Response::error("too many RPC connections")).await;
+            return;
+        };
+        self.connection(rd, wr, first).await;
+    }
+
+    /// Serves `first`, then every request that follows, until the client hangs up, goes
+    /// idle for [`IDLE_TIMEOUT`], stops reading, or sends an unauthorised request.
+    async fn connection(
+        &self,
+        mut rd: BufReader<OwnedReadHalf>,
+        mut wr: OwnedWriteHalf,
+        first: Request,
+    ) {
+        let mut request = first;
         loop {
-            let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut rd)).await {
-                Ok(Ok(Line::Text(l))) => l,
-                Ok(Ok(Line::TooLong)) => {
-                    RpcStats::bump(&self.stats.malformed);
-                    let msg = format!("request longer than {MAX_LINE} bytes");
-                    let _ = reply(&mut wr, &Response::error(msg)).await;
-                    return;
-                }
-                Ok(Ok(Line::Eof)) | Ok(Err(_)) | Err(_) => return,
-            };
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            RpcStats::bump(&self.stats.requests);
-            let request: Request = match serde_json::from_slice(&line) {
-                Ok(r) => r,
-                Err(e) => {
-                    RpcStats::bump(&self.stats.malformed);
-                    tracing::debug!(error = %e, "malformed RPC request");
-                    if reply(&mut wr, &Response::error(format!("malformed request: {e}")))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            if !self.authorised(&request) {
-                RpcStats::bump(&self.stats.unauthorized);
-                if reply(
-                    &mut wr,
-                    &Response::error("unauthorized: missing or wrong RPC token"),
-                )
-                .await
-                .is_err()
-                {
-                    return;
-                }
-                continue;
-            }
             if let RpcCommand::Monitor { log_level } = request.command {
                 self.monitor(rd, wr, log_level).await;
                 return;
@@ -211,7 +202,65 @@ impl Shared {
             if reply(&mut wr, &response).await.is_err() {
                 return;
             }
+            let next = tokio::time::timeout(IDLE_TIMEOUT, self.next_request(&mut rd, &mut wr));
+            request = match next.await {
+                Ok(Some(r)) => r,
+                _ => return,
+            };
+            if !self.admit(&request, &mut wr).await {
+                return;
+            }
         }
+    }
+
+    /// The next request, skipping blank lines and answering malformed ones; `None` when
+    /// the connection should close (end, error, overlong line).
+    async fn next_request(
+        &self,
+        rd: &mut BufReader<OwnedReadHalf>,
+        wr: &mut OwnedWriteHalf,
+    ) -> Option<Request> {
+        loop {
+            let line = match read_line(rd).await {
+                Ok(Line::Text(l)) => l,
+                Ok(Line::TooLong) => {
+                    RpcStats::bump(&self.stats.malformed);
+                    let msg = format!("request longer than {MAX_LINE} bytes");
+                    let _ = reply(wr, &Response::error(msg)).await;
+                    return None;
+                }
+                Ok(Line::Eof) | Err(_) => return None,
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            RpcStats::bump(&self.stats.requests);
+            match serde_json::from_slice(&line) {
+                Ok(r) => return Some(r),
+                Err(e) => {
+                    RpcStats::bump(&self.stats.malformed);
+                    tracing::debug!(error = %e, "malformed RPC request");
+                    reply(wr, &Response::error(format!("malformed request: {e}")))
+                        .await
+                        .ok()?;
+                }
+            }
+        }
+    }
+
+    /// Whether `request` carries the token; an unauthorised one is answered, counted and
+    /// closes the connection.
+    async fn admit(&self, request: &Request, wr: &mut OwnedWriteHalf) -> bool {
+        if self.authorised(request) {
+            return true;
+        }
+        RpcStats::bump(&self.stats.unauthorized);
+        let _ = reply(
+            wr,
+            &Response::error("unauthorized: missing or wrong RPC token"),
+        )
+        .await;
+        false
     }
 
     fn authorised(&self, request: &Request) -> bool {
@@ -470,13 +519,21 @@ async fn reply(wr: &mut OwnedWriteHalf, response: &Response) -> std::io::Result<
     write_json(wr, response).await
 }
 
+/// Writes `value` as one JSON line, within [`WRITE_TIMEOUT`].
 async fn write_json<T: serde::Serialize>(
-    wr: &mut OwnedWriteHalf,
+    wr: &mut (impl AsyncWrite + Unpin),
     value: &T,
 ) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    wr.write_all(&bytes).await
+    tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&bytes))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the RPC client stopped reading",
+            )
+        })?
 }
 
 /// Compares secrets without stopping at the first difference.
@@ -487,6 +544,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that stops reading cannot hold its connection: the write gives up.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_to_a_client_that_stopped_reading_times_out() {
+        let (mut server, _client) = tokio::io::duplex(64);
+        let big = "x".repeat(1024);
+        let t0 = tokio::time::Instant::now();
+        let e = write_json(&mut server, &big).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(t0.elapsed(), WRITE_TIMEOUT);
+    }
 
     #[test]
     fn tokens_compare_exactly() {
