@@ -55,7 +55,7 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
     let mut renders = RenderTargets::start(&handle, s.renders.clone(), join_grace);
 
     let rpc = match RpcServer::bind(
-        s.rpc_addr,
+        &s.rpc_addr,
         handle.clone(),
         s.rpc_token.clone(),
         Some(logs.clone()),
@@ -73,7 +73,7 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
             )));
         }
     };
-    if !s.rpc_addr.ip().is_loopback() && s.rpc_token.is_none() {
+    if !s.rpc_addr.is_local() && s.rpc_token.is_none() {
         tracing::warn!(rpc = %s.rpc_addr, "RPC is reachable beyond loopback with no --rpc-token");
     }
     tracing::info!(rpc = %s.rpc_addr, profile = ?s.profile, "RPC listening");

@@ -128,7 +128,7 @@ pub(crate) enum Format {
 /// Where the local agent's RPC endpoint is.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct RpcArgs {
-    /// The agent's RPC address.
+    /// The agent's RPC address: IP:PORT, or unix:PATH for a Unix socket.
     #[arg(long, env = "RUMOR_RPC_ADDR", default_value = DEFAULT_RPC_ADDR, value_name = "ADDR")]
     pub(crate) rpc_addr: String,
     /// The agent's RPC token, if it has one.
@@ -195,7 +195,8 @@ pub(crate) struct AgentArgs {
     /// trace, debug, info, warn or error [default: info].
     #[arg(long, value_name = "LEVEL")]
     pub(crate) log_level: Option<String>,
-    /// RPC address for the other verbs [default: 127.0.0.1:7373].
+    /// RPC address for the other verbs: IP:PORT, or unix:PATH for a Unix socket of mode
+    /// 0600 [default: 127.0.0.1:7373].
     #[arg(long, env = "RUMOR_RPC_ADDR", value_name = "ADDR")]
     pub(crate) rpc_addr: Option<String>,
     /// Require this token on every RPC request.

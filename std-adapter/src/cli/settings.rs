@@ -10,7 +10,7 @@ use rumor_std::handler::{HandlerSettings, HandlerSpec};
 use rumor_std::keyring::parse_key;
 use rumor_std::logging;
 use rumor_std::render::{RenderSpec, Target};
-use rumor_std::rpc::DEFAULT_RPC_ADDR;
+use rumor_std::rpc::{DEFAULT_RPC_ADDR, RpcAddr};
 use rumor_std::seeds::DEFAULT_PORT;
 use serde::Deserialize;
 use tracing_subscriber::filter::LevelFilter;
@@ -62,7 +62,7 @@ pub(crate) struct Settings {
     pub(crate) renders: Vec<Target>,
     pub(crate) leave_timeout: Duration,
     pub(crate) log_level: LevelFilter,
-    pub(crate) rpc_addr: SocketAddr,
+    pub(crate) rpc_addr: RpcAddr,
     pub(crate) rpc_token: Option<String>,
     /// `--encrypt`: the key to encrypt with, or to create the keyring file from.
     pub(crate) encrypt: Option<Key>,
@@ -161,9 +161,7 @@ impl Settings {
             .rpc_addr
             .or(file.rpc_addr)
             .unwrap_or_else(|| DEFAULT_RPC_ADDR.to_owned());
-        let rpc_addr = rpc_addr
-            .parse()
-            .map_err(|_| CliError(format!("rpc address `{rpc_addr}` is not IP:PORT")))?;
+        let rpc_addr: RpcAddr = rpc_addr.parse().map_err(CliError)?;
         let encrypt = match (args.encrypt, file.encrypt) {
             (Some(k), _) => Some(parse_key(&k).map_err(|e| CliError(format!("--encrypt: {e}")))?),
             (None, Some(k)) => {
@@ -294,7 +292,7 @@ mod tests {
     fn defaults_match_serf() {
         let s = Settings::resolve(args()).unwrap();
         assert_eq!(s.bind, "0.0.0.0:7946".parse().unwrap());
-        assert_eq!(s.rpc_addr, "127.0.0.1:7373".parse().unwrap());
+        assert_eq!(s.rpc_addr, RpcAddr::Tcp("127.0.0.1:7373".parse().unwrap()));
         assert_eq!(s.profile, Profile::Lan);
         assert_eq!(s.handler, HandlerSettings::default());
         assert_eq!(s.leave_timeout, Duration::from_secs(5));

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, UnixStream};
 
+use super::RpcAddr;
 use super::protocol::{Request, Response, RpcCommand, StreamItem};
 
 /// Longest wait to connect to the agent.
@@ -46,25 +46,39 @@ impl std::fmt::Display for ClientError {
 impl std::error::Error for ClientError {}
 
 /// A connection to an agent's RPC endpoint.
-#[derive(Debug)]
 pub struct RpcClient {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
     token: Option<String>,
 }
 
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .finish_non_exhaustive()
+    }
+}
+
 impl RpcClient {
-    /// Connects to `addr` (`host:port`).
+    /// Connects to `addr`: `host:port`, or `unix:PATH` for an agent listening on a Unix
+    /// socket.
     pub async fn connect(addr: &str, token: Option<String>) -> Result<Self, ClientError> {
         let fail = |reason: String| ClientError::Connect {
             addr: addr.to_owned(),
             reason,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let connect = async {
+            Ok::<_, std::io::Error>(match addr.parse::<RpcAddr>() {
+                Ok(RpcAddr::Unix(path)) => split(UnixStream::connect(path).await?),
+                // A host name is resolved by the TCP connect.
+                _ => split(TcpStream::connect(addr).await?),
+            })
+        };
+        let (r, w) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| fail("timed out".into()))?
             .map_err(|e| fail(e.to_string()))?;
-        let (r, w) = stream.into_split();
         Ok(RpcClient {
             reader: BufReader::new(r),
             writer: w,
@@ -121,4 +135,16 @@ impl RpcClient {
             .map_err(ClientError::Io)?;
         Ok((n > 0).then_some(line))
     }
+}
+
+/// A stream's two halves, boxed so that TCP and Unix connections are one type.
+#[allow(clippy::type_complexity)]
+pub(super) fn split<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
+) -> (
+    Box<dyn AsyncRead + Send + Unpin>,
+    Box<dyn AsyncWrite + Send + Unpin>,
+) {
+    let (r, w) = tokio::io::split(stream);
+    (Box::new(r), Box::new(w))
 }

@@ -1,13 +1,15 @@
 //! The agent's RPC endpoint, used by every `rumor` verb but `agent` and `demo`.
 //!
-//! Newline-delimited JSON over TCP, meant for loopback: each request is one JSON object on
+//! Newline-delimited JSON over loopback TCP or a Unix socket ([`RpcAddr`]): each request is one JSON object on
 //! one line, each answer one line. `monitor` answers once, then streams one line per event
 //! or log line until the client hangs up. See `docs/OPERATIONS.md` for the full protocol.
 
+mod addr;
 mod client;
 mod protocol;
 mod server;
 
+pub use addr::RpcAddr;
 pub use client::{ClientError, RpcClient};
 pub use protocol::{
     Info, KeyOp, KeyText, KeyringInfo, MAX_LINE, Request, Response, RpcCommand, RpcCounts,

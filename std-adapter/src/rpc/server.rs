@@ -1,16 +1,18 @@
 //! The RPC server: one task per connection, bounded in number, line length and idle time.
 
-use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumor_core::Plaintext;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, broadcast};
 
+use super::RpcAddr;
+use super::client::split;
 use super::protocol::{
     Info, KeyOp, KeyText, KeyringInfo, MAX_LINE, Request, Response, RpcCommand, RpcCounts,
     StreamItem,
@@ -66,11 +68,88 @@ impl RpcStats {
     }
 }
 
+/// A connection's reading side.
+type Reader = BufReader<Box<dyn AsyncRead + Send + Unpin>>;
+/// A connection's writing side.
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// The RPC endpoint of one agent.
 #[derive(Debug)]
 pub struct RpcServer {
-    listener: TcpListener,
+    listener: Listener,
     shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+enum Listener {
+    Tcp(TcpListener),
+    /// The socket and its path, removed when serving ends.
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds `addr`. A Unix socket gets mode 0600; a socket file left by an agent that is
+    /// gone is replaced, one another agent listens on is not.
+    async fn bind(addr: &RpcAddr) -> std::io::Result<Listener> {
+        match addr {
+            RpcAddr::Tcp(a) => Ok(Listener::Tcp(TcpListener::bind(a).await?)),
+            RpcAddr::Unix(path) => {
+                if tokio::net::UnixStream::connect(path).await.is_ok() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "another agent listens on this socket",
+                    ));
+                }
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                let listener = UnixListener::bind(path)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                Ok(Listener::Unix(listener, path.clone()))
+            }
+        }
+    }
+
+    /// The next connection: its halves and a description of the peer for the log.
+    async fn accept(&self) -> std::io::Result<(Reader, Writer, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                let (r, w) = split(stream);
+                Ok((BufReader::new(r), w, peer.to_string()))
+            }
+            Listener::Unix(l, _) => {
+                let (stream, _) = l.accept().await?;
+                let peer = match stream.peer_cred() {
+                    Ok(c) => format!(
+                        "uid {} gid {} pid {}",
+                        c.uid(),
+                        c.gid(),
+                        c.pid().map_or("?".to_owned(), |p| p.to_string())
+                    ),
+                    Err(e) => format!("unknown peer ({e})"),
+                };
+                let (r, w) = split(stream);
+                Ok((BufReader::new(r), w, peer))
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<RpcAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(RpcAddr::Tcp),
+            Listener::Unix(_, path) => Ok(RpcAddr::Unix(path.clone())),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -93,16 +172,16 @@ enum Line {
 }
 
 impl RpcServer {
-    /// Listens on `addr` (TCP) for `handle`'s agent. With a `token`, every request must
-    /// carry it.
+    /// Listens on `addr` (TCP or a Unix socket) for `handle`'s agent. With a `token`,
+    /// every request must carry it.
     pub async fn bind(
-        addr: SocketAddr,
+        addr: &RpcAddr,
         handle: Handle,
         token: Option<String>,
         logs: Option<LogFeed>,
         handlers: Arc<HandlerStats>,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = Listener::bind(addr).await?;
         Ok(RpcServer {
             listener,
             shared: Arc::new(Shared {
@@ -128,7 +207,7 @@ impl RpcServer {
     }
 
     /// The bound address.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> std::io::Result<RpcAddr> {
         self.listener.local_addr()
     }
 
@@ -141,8 +220,11 @@ impl RpcServer {
                 a = self.listener.accept() => a,
                 () = &mut shutdown => break,
             };
-            let stream = match accepted {
-                Ok((s, _)) => s,
+            let (rd, wr) = match accepted {
+                Ok((rd, wr, peer)) => {
+                    tracing::debug!(%peer, "RPC connection");
+                    (rd, wr)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "RPC accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -151,7 +233,7 @@ impl RpcServer {
             };
             RpcStats::bump(&self.shared.stats.connections);
             let shared = self.shared.clone();
-            tokio::spawn(async move { shared.accept(stream).await });
+            tokio::spawn(async move { shared.accept(rd, wr).await });
         }
         drop(self.listener);
         let all = MAX_CONNECTIONS as u32;
@@ -162,12 +244,10 @@ impl RpcServer {
 impl Shared {
     /// A new connection: its first request must come within [`FIRST_REQUEST_TIMEOUT`] and
     /// be authorised before the connection takes a slot; otherwise it is closed.
-    async fn accept(&self, stream: TcpStream) {
+    async fn accept(&self, mut rd: Reader, mut wr: Writer) {
         let Ok(pending) = self.pending.try_acquire() else {
             return;
         };
-        let (rd, mut wr) = stream.into_split();
-        let mut rd = BufReader::new(rd);
         let first =
             tokio::time::timeout(FIRST_REQUEST_TIMEOUT, self.next_request(&mut rd, &mut wr));
         let Ok(Some(first)) = first.await else {
@@ -186,12 +266,7 @@ impl Shared {
 
     /// Serves `first`, then every request that follows, until the client hangs up, goes
     /// idle for [`IDLE_TIMEOUT`], stops reading, or sends an unauthorised request.
-    async fn connection(
-        &self,
-        mut rd: BufReader<OwnedReadHalf>,
-        mut wr: OwnedWriteHalf,
-        first: Request,
-    ) {
+    async fn connection(&self, mut rd: Reader, mut wr: Writer, first: Request) {
         let mut request = first;
         loop {
             if let RpcCommand::Monitor { log_level } = request.command {
@@ -215,11 +290,7 @@ impl Shared {
 
     /// The next request, skipping blank lines and answering malformed ones; `None` when
     /// the connection should close (end, error, overlong line).
-    async fn next_request(
-        &self,
-        rd: &mut BufReader<OwnedReadHalf>,
-        wr: &mut OwnedWriteHalf,
-    ) -> Option<Request> {
+    async fn next_request(&self, rd: &mut Reader, wr: &mut Writer) -> Option<Request> {
         loop {
             let line = match read_line(rd).await {
                 Ok(Line::Text(l)) => l,
@@ -250,7 +321,7 @@ impl Shared {
 
     /// Whether `request` carries the token; an unauthorised one is answered, counted and
     /// closes the connection.
-    async fn admit(&self, request: &Request, wr: &mut OwnedWriteHalf) -> bool {
+    async fn admit(&self, request: &Request, wr: &mut Writer) -> bool {
         if self.authorised(request) {
             return true;
         }
@@ -398,12 +469,7 @@ impl Shared {
         }
     }
 
-    async fn monitor(
-        &self,
-        mut rd: BufReader<OwnedReadHalf>,
-        mut wr: OwnedWriteHalf,
-        level: Option<String>,
-    ) {
+    async fn monitor(&self, mut rd: Reader, mut wr: Writer, level: Option<String>) {
         let filter = match logging::parse_level(level.as_deref().unwrap_or("info")) {
             Ok(f) => f,
             Err(e) => {
@@ -488,7 +554,7 @@ fn key_change(
 }
 
 /// Reads one line of at most [`MAX_LINE`] bytes (without its newline).
-async fn read_line(r: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Line> {
+async fn read_line(r: &mut Reader) -> std::io::Result<Line> {
     let mut line = Vec::new();
     loop {
         let buf = r.fill_buf().await?;
@@ -515,7 +581,7 @@ async fn read_line(r: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Line> {
     }
 }
 
-async fn reply(wr: &mut OwnedWriteHalf, response: &Response) -> std::io::Result<()> {
+async fn reply(wr: &mut Writer, response: &Response) -> std::io::Result<()> {
     write_json(wr, response).await
 }
 
