@@ -7,8 +7,9 @@
 #   run.sh           start ha, s1 and s2, show the cluster and a few requests, then wait:
 #                    Ctrl-C stops everything
 #   run.sh --check   the scripted lab: s1 and s2 serve, s3 joins, s1 leaves (SIGTERM),
-#                    s2 crashes (kill -9); exits 0 when HAProxy followed every change,
-#                    77 when network namespaces cannot be created here
+#                    s2 crashes (kill -9), ha restarts (its first answer must come from
+#                    s3), HAProxy dies (ha must stop); exits 0 when all of it held, 77
+#                    when network namespaces cannot be created here
 #
 # RUMOR and WEBAPP name the binaries (default: target/release/rumor and
 # target/release/rumor-lab-webapp, built with cargo when not given).
@@ -64,9 +65,25 @@ node() {
 
 start_ha() {
   node ha "$net.42"
-  ip netns exec "$tag-ha" env LAB_RUN="$work/ha" LAB_TEMPLATE="$here/ha/haproxy.cfg.hb" \
-    RUMOR="$RUMOR" NODE_NAME=ha "$here/ha/start.sh" >"$work/ha.log" 2>&1 &
+  launch_ha
+}
+
+# launch_ha: ha's start script in its namespace (again, after a restart); its pid goes in
+# $work/ha.pid. Its state (config, snapshot) stays in $work/ha-state across restarts.
+launch_ha() {
+  ip netns exec "$tag-ha" env LAB_RUN="$work/ha" LAB_STATE="$work/ha-state" \
+    LAB_TEMPLATE="$here/ha/haproxy.cfg.hb" RUMOR="$RUMOR" NODE_NAME=ha \
+    "$here/ha/start.sh" >>"$work/ha.log" 2>&1 &
+  echo $! >"$work/ha.pid"
   disown
+}
+
+# ha_exit SECONDS: waits for ha's start script to exit; prints "exited" or "running".
+ha_exit() {
+  local pid start=$SECONDS
+  pid=$(cat "$work/ha.pid")
+  while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - start)) -lt "$1" ]; do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then echo running; else echo exited; fi
 }
 
 # start_web NAME IP: a web node joining ha; its agent's pid goes in $work/NAME.pid.
@@ -134,4 +151,31 @@ expect "s2 s3" 60
 echo "s2 crashes (kill -9 of every process of the node)"
 for pid in $(ip netns pids "$tag-s2"); do kill -9 "$pid"; done
 expect "s3" 90
+
+echo "ha restarts (SIGTERM, then its start script again): the first request is served"
+kill -TERM "$(cat "$work/ha.pid")"
+[ "$(ha_exit 30)" = exited ] || { echo "FAILED: ha did not stop on SIGTERM" >&2; exit 1; }
+# As a container stop does: nothing of the node survives.
+for pid in $(ip netns pids "$tag-ha"); do kill -9 "$pid" 2>/dev/null || true; done
+launch_ha
+# Once HAProxy listens again, its very first answer counts (before, it restarted with an
+# empty backend and answered 503 until the agent re-rendered).
+for _ in $(seq 100); do
+  timeout 2 ip netns exec "$tag-ha" bash -c "exec 3<>/dev/tcp/$net.42/80" 2>/dev/null && break
+  sleep 0.1
+done
+first=$(get || true)
+if [ "$first" != s3 ]; then
+  echo "FAILED: the restarted HAProxy's first answer came from '$first', not s3" >&2
+  tail -n 30 "$work/ha.log" >&2
+  exit 1
+fi
+echo "  the restarted HAProxy sent its first request to s3"
+
+echo "HAProxy dies (kill -9 of its master): ha's start script stops the node and exits 1"
+kill -9 "$(cat "$work/ha/haproxy.pid")"
+[ "$(ha_exit 30)" = exited ] || { echo "FAILED: ha kept running without HAProxy" >&2; exit 1; }
+grep -q "start-ha: HAProxy exited" "$work/ha.log" \
+  || { echo "FAILED: no 'HAProxy exited' line in ha's log" >&2; tail -n 20 "$work/ha.log" >&2; exit 1; }
+echo "  ha stopped: $(grep "start-ha: HAProxy exited" "$work/ha.log" | tail -n 1)"
 echo "lab ok"

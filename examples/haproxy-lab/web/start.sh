@@ -10,5 +10,7 @@ set -eu
 : "${PORT:=3000}"
 
 "$WEBAPP" "0.0.0.0:$PORT" "$NODE_NAME" &
-# SIGTERM (docker stop) makes the agent leave gracefully: HAProxy drains this node.
+# SIGTERM (docker stop) makes the agent leave gracefully: ha takes this node out of
+# HAProxy's rotation. The web server stops with the container right after the leave,
+# so requests sent here meanwhile can fail (see docker-compose.yml).
 exec "$RUMOR" agent --node "$NODE_NAME" --tag role=backend --tag "port=$PORT" --join "$JOIN" "$@"
