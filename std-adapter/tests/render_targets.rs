@@ -16,6 +16,32 @@ async fn start(name: &str, tags: Tags) -> Agent {
     Agent::start(c).await.unwrap()
 }
 
+/// A JSON target of the backends at `dest`, coalescing over 100 ms (at most 500 ms).
+fn json_target(dest: &std::path::Path) -> Target {
+    Target {
+        coalesce_quiet: Duration::from_millis(100),
+        coalesce_max: Duration::from_millis(500),
+        ..Target::new(
+            Renderer::Json(JsonRenderer {
+                selection: Selection::backends(),
+            }),
+            dest,
+        )
+    }
+}
+
+/// A backend `name` (port 3000) that joins `lb`.
+async fn join_backend(name: &str, lb: &Agent) -> Agent {
+    let tags = Tags::new()
+        .with("role", "backend")
+        .unwrap()
+        .with("port", "3000")
+        .unwrap();
+    let web = start(name, tags).await;
+    web.handle().join([lb.local_addr()]).await.unwrap();
+    web
+}
+
 /// Polls `f` every 50 ms for at most 20 s.
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     for _ in 0..400 {
@@ -35,14 +61,7 @@ async fn a_refused_render_is_retried_and_joins_are_rendered() {
     let lb = start("lb", Tags::new().with("role", "balancer").unwrap()).await;
     let target = Target {
         check: Some(format!("test -e {}", allow.display())),
-        coalesce_quiet: Duration::from_millis(100),
-        coalesce_max: Duration::from_millis(500),
-        ..Target::new(
-            Renderer::Json(JsonRenderer {
-                selection: Selection::backends(),
-            }),
-            &dest,
-        )
+        ..json_target(&dest)
     };
     let targets = RenderTargets::start(&lb.handle(), vec![target], None);
     let stats = targets.stats()[0].1.clone();
@@ -66,16 +85,7 @@ async fn a_refused_render_is_retried_and_joins_are_rendered() {
     assert_eq!((counts.applied, counts.last_error), (1, None));
 
     // A backend joins: rendered after the quiet period.
-    let web = start(
-        "web-1",
-        Tags::new()
-            .with("role", "backend")
-            .unwrap()
-            .with("port", "3000")
-            .unwrap(),
-    )
-    .await;
-    web.handle().join([lb.local_addr()]).await.unwrap();
+    let web = join_backend("web-1", &lb).await;
     eventually("a second apply", || stats.counts().applied >= 2).await;
     assert!(
         std::fs::read_to_string(&dest)
@@ -101,29 +111,13 @@ async fn a_reload_that_leaves_a_background_child_does_not_stall_the_target() {
     let lb = start("lb", Tags::new().with("role", "balancer").unwrap()).await;
     let target = Target {
         reload: Reload::Command(format!("sleep 60 & echo $! >> {}", pids.display())),
-        coalesce_quiet: Duration::from_millis(100),
-        coalesce_max: Duration::from_millis(500),
-        ..Target::new(
-            Renderer::Json(JsonRenderer {
-                selection: Selection::backends(),
-            }),
-            &dest,
-        )
+        ..json_target(&dest)
     };
     let targets = RenderTargets::start(&lb.handle(), vec![target], None);
     let stats = targets.stats()[0].1.clone();
     eventually("the first apply", || stats.counts().applied >= 1).await;
 
-    let web = start(
-        "web-1",
-        Tags::new()
-            .with("role", "backend")
-            .unwrap()
-            .with("port", "3000")
-            .unwrap(),
-    )
-    .await;
-    web.handle().join([lb.local_addr()]).await.unwrap();
+    let web = join_backend("web-1", &lb).await;
     eventually("the join applied", || stats.counts().applied >= 2).await;
     assert_eq!(stats.counts().last_error, None);
 
