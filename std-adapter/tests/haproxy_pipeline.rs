@@ -454,3 +454,94 @@ fn assert_live_untouched(lab: &Lab, haproxy: &Haproxy, before: &str, worker: u32
         "HAProxy was reloaded"
     );
 }
+
+/// The runtime API manages the `server` lines the file has in its backend, not the member
+/// selection: a static backup server written in the template stays; a server whose
+/// options changed, which the runtime API cannot apply, gets a reload; and a change
+/// HAProxy refuses at runtime (`add server` under `balance source`, a static algorithm)
+/// gets a reload instead of failing for ever. Before, the static server was drained and
+/// deleted, the option change never reached HAProxy, and the refusal was retried forever.
+#[test]
+fn haproxy_runtime_api_keeps_static_servers_and_reloads_what_it_cannot_apply() {
+    let lab = Lab::new();
+    let (fallback, b1, b2) = (
+        Backend::start("fallback", lab.ip),
+        Backend::start("web-1", lab.ip),
+        Backend::start("web-2", lab.ip),
+    );
+    // The template is read again at every render: each phase rewrites it.
+    let template = lab.dir.join("haproxy.cfg.hb");
+    let write_template = |balance: &str, options: &str| {
+        let text = format!(
+            "{}backend nodes\n    balance {balance}\n    server fallback {} backup\n\
+             {{{{#each members}}}}    server {{{{server}}}} {{{{address}}}} {options}\n{{{{/each}}}}",
+            prelude(&lab.sock, lab.frontend),
+            fallback.addr,
+        );
+        std::fs::write(&template, text).unwrap();
+    };
+    write_template("roundrobin", "check");
+    let renderer = Renderer::Template(TemplateRenderer {
+        selection: Selection::backends(),
+        source: TemplateSource::File(template.clone()),
+        strict: true,
+    });
+    let haproxy = lab.start(renderer.clone(), &members(&[&b1]));
+    let reload = Reload::RuntimeApi(ApiReload {
+        api: haproxy.api(),
+        backend: "nodes".into(),
+        server_options: String::new(),
+        drain_timeout: Duration::from_secs(5),
+        pid_file: Some(lab.pid_file.clone()),
+    });
+    let mut applier = Applier::new(lab.target(renderer, reload), Arc::default());
+    // The applier's first render is the running file: it reloads once to be sure.
+    applier.apply(&members(&[&b1])).expect("the first render");
+    let api = haproxy.api();
+    let settled = |before: u32| {
+        wait_for(Duration::from_secs(10), || {
+            api.worker_pid().ok().filter(|w| *w != before)
+        })
+        .unwrap_or(before)
+    };
+    let worker = api.worker_pid().unwrap();
+
+    // web-2 joins: added at runtime; the static backup server is left alone.
+    let applied = applier.apply(&members(&[&b1, &b2])).unwrap();
+    assert!(
+        matches!(&applied, Applied::Changed { reload, .. }
+            if reload.contains("added [\"web-2\"]") && reload.contains("deleted []")),
+        "{applied:?}"
+    );
+    let live: Vec<String> = api
+        .servers("nodes")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(live, ["fallback", "web-1", "web-2"]);
+    assert_eq!(api.worker_pid().unwrap(), worker, "no reload");
+
+    // The servers' options change: only a reload applies them.
+    write_template("roundrobin", "check weight 50");
+    let applied = applier.apply(&members(&[&b1, &b2])).unwrap();
+    assert!(
+        matches!(&applied, Applied::Changed { reload, .. } if reload.contains("reloaded: worker")),
+        "{applied:?}"
+    );
+    let worker = settled(worker);
+
+    // A static algorithm (a reload), then a join: HAProxy refuses `add server`, and rumor
+    // reloads instead.
+    write_template("source", "check weight 50");
+    applier.apply(&members(&[&b1])).unwrap();
+    let worker = settled(worker);
+    let applied = applier.apply(&members(&[&b1, &b2])).unwrap();
+    assert!(
+        matches!(&applied, Applied::Changed { reload, .. }
+            if reload.contains("runtime API refused") && reload.contains("reloaded instead")),
+        "{applied:?}"
+    );
+    assert_ne!(settled(worker), worker);
+    assert!(lab.live().contains("server web-2"));
+}

@@ -130,13 +130,15 @@ impl Applier {
             let _ = fs::remove_file(&staged);
             return Err(ApplyError::Write(e));
         }
-        let full = self.live.as_deref().map(skeleton) != Some(skeleton(&bytes));
-        let servers = self.target.renderer.selection().servers(members);
-        match self
-            .target
-            .reload
-            .run(&servers, full, self.target.command_timeout)
-        {
+        let previous = self
+            .live
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        match self.target.reload.run(
+            &String::from_utf8_lossy(&bytes),
+            previous.as_deref(),
+            self.target.command_timeout,
+        ) {
             Ok(reload) => {
                 let size = bytes.len();
                 self.live = Some(bytes);
@@ -170,14 +172,6 @@ pub fn staged_path(dest: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     dest.with_file_name(format!(".{name}.rumor-staged"))
-}
-
-/// The file without its `server` lines: what a runtime API cannot apply.
-fn skeleton(bytes: &[u8]) -> Vec<&[u8]> {
-    bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.trim_ascii_start().starts_with(b"server "))
-        .collect()
 }
 
 /// `{staged}` and `{dest}` replaced by the shell-quoted paths.
@@ -295,13 +289,5 @@ mod tests {
             Path::new("/etc/h.cfg"),
         );
         assert_eq!(s, "haproxy -c -f '/a b/.x' # /etc/h.cfg");
-    }
-
-    #[test]
-    fn server_lines_are_not_part_of_the_skeleton() {
-        let a = b"backend b\n    server x 1.2.3.4:5 check\n";
-        let b = b"backend b\n    server y 1.2.3.5:5 check\n    server z 1.2.3.6:5 check\n";
-        assert_eq!(skeleton(a), skeleton(b));
-        assert_ne!(skeleton(a), skeleton(b"backend c\n"));
     }
 }

@@ -57,7 +57,16 @@ impl HaproxyBackend {
         for line in &self.backend_lines {
             let _ = writeln!(out, "    {}", line.trim());
         }
-        for s in self.selection.servers(members) {
+        let servers = self.selection.servers(members);
+        let selected = self.selection.apply(members).count();
+        if servers.is_empty() && selected > 0 {
+            return Err(RenderError(format!(
+                "none of the {selected} selected members has a port (tag `{}`, and no \
+                 default_port): refusing to render an empty backend",
+                self.selection.port_tag
+            )));
+        }
+        for s in servers {
             let _ = write!(out, "    server {} {}", s.name, s.address());
             let opts = self.server_options.trim();
             if !opts.is_empty() {
@@ -119,6 +128,32 @@ mod tests {
             text,
             "order does not matter"
         );
+    }
+
+    /// The lab's members carry no `port` tag: rendering would delete every server.
+    #[test]
+    fn backends_that_all_lack_a_port_are_refused_not_rendered_empty() {
+        let members = vec![
+            member("web-1", "10.0.0.11", Status::Alive, &["role=backend"]),
+            member("web-2", "10.0.0.22", Status::Alive, &["role=backend"]),
+        ];
+        let e = HaproxyBackend::default()
+            .render_members(&members)
+            .unwrap_err();
+        assert!(
+            e.0.contains("none of the 2 selected members has a port (tag `port`"),
+            "{e:?}"
+        );
+        // One with a port is enough: the others are left out as before.
+        let mut some = members.clone();
+        some.push(member(
+            "web-3",
+            "10.0.0.33",
+            Status::Alive,
+            &["role=backend", "port=3000"],
+        ));
+        let text = HaproxyBackend::default().render_members(&some).unwrap();
+        assert!(text.contains("server web-3 10.0.0.33:3000"), "{text}");
     }
 
     #[test]

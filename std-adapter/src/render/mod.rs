@@ -19,6 +19,7 @@
 //!   `--render` flag.
 
 mod apply;
+mod backend;
 mod haproxy;
 mod json;
 mod reload;
@@ -37,6 +38,7 @@ use rumor_core::{Members, Render};
 use serde::{Deserialize, Serialize};
 
 pub use self::apply::{Applied, Applier, ApplyError, staged_path};
+pub use self::backend::{ServerLine, SplitFile, split as split_backend};
 pub use self::haproxy::HaproxyBackend;
 pub use self::json::JsonRenderer;
 pub use self::reload::{ApiReload, Reload};

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::backend::{SplitFile, split as split_backend};
 use super::runtime_api::RuntimeApi;
-use super::select::Server;
 
 /// How a target's consumer picks up a new file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,12 +48,12 @@ pub struct ApiReload {
 }
 
 impl Reload {
-    /// Applies a new file. `servers` is the membership's server set; `full` says the file
-    /// changed beyond its server lines.
+    /// Applies `new`, the file just installed; `previous` is the file HAProxy runs (none
+    /// at the first render).
     pub(crate) fn run(
         &self,
-        servers: &[Server],
-        full: bool,
+        new: &str,
+        previous: Option<&str>,
         timeout: Duration,
     ) -> Result<String, String> {
         match self {
@@ -64,31 +64,79 @@ impl Reload {
             Reload::Signal { pid_file, confirm } => {
                 signal_master(pid_file, confirm.as_ref(), timeout)
             }
-            Reload::RuntimeApi(r) => {
-                let mut done = String::new();
-                if full {
-                    match &r.pid_file {
-                        Some(pid_file) => {
-                            done = signal_master(pid_file, Some(&r.api), timeout)?;
-                            done.push_str("; ");
-                        }
-                        None => tracing::warn!(
-                            "the rendered file changed beyond its server lines: restart HAProxy to apply it \
-                             (or set pid_file to reload it)"
-                        ),
-                    }
+            Reload::RuntimeApi(r) => r.run(new, previous, timeout),
+        }
+    }
+}
+
+impl ApiReload {
+    /// Keeps HAProxy's live servers of the backend equal to the `server` lines `new` has
+    /// there, through the runtime API, and reloads (SIGUSR2) when anything else changed,
+    /// when a server's options changed (the runtime API cannot change them), or when
+    /// HAProxy refuses a runtime change (e.g. `add server` under a static balance
+    /// algorithm).
+    fn run(&self, new: &str, previous: Option<&str>, timeout: Duration) -> Result<String, String> {
+        let next = split_backend(new, &self.backend)?;
+        let full = needs_reload(previous, &next, &self.backend);
+        let mut done = String::new();
+        if full {
+            match &self.pid_file {
+                Some(pid_file) => {
+                    done = signal_master(pid_file, Some(&self.api), timeout)?;
+                    done.push_str("; ");
                 }
-                let report =
-                    r.api
-                        .sync_servers(&r.backend, servers, &r.server_options, r.drain_timeout)?;
+                None => tracing::warn!(
+                    "the rendered file changed beyond the server lines the runtime API can apply: \
+                     restart HAProxy to apply it (or set pid_file to reload it)"
+                ),
+            }
+        }
+        match self.api.sync_servers(
+            &self.backend,
+            &next.servers,
+            &self.server_options,
+            self.drain_timeout,
+        ) {
+            Ok(report) => {
                 done.push_str(&format!(
                     "runtime API: added {:?}, enabled {:?}, removed {:?}, deleted {:?}",
                     report.added, report.enabled, report.removed, report.deleted
                 ));
                 Ok(done)
             }
+            Err(e) if e.starts_with("HAProxy refused") && !full => match &self.pid_file {
+                Some(pid_file) => {
+                    let reloaded = signal_master(pid_file, Some(&self.api), timeout)?;
+                    Ok(format!(
+                        "runtime API refused ({e}); reloaded instead: {reloaded}"
+                    ))
+                }
+                None => Err(format!(
+                    "{e}; set pid_file so that rumor can reload HAProxy instead"
+                )),
+            },
+            Err(e) => Err(e),
         }
     }
+}
+
+/// Whether going from `previous` (none at the first render) to `next` needs a reload:
+/// anything but the synced backend's server set and addresses changed.
+fn needs_reload(previous: Option<&str>, next: &SplitFile<'_>, backend: &str) -> bool {
+    match previous.map(|p| split_backend(p, backend)) {
+        Some(Ok(before)) => before.rest != next.rest || options_changed(&before, next),
+        _ => true,
+    }
+}
+
+/// Whether a server present in both files has other options in `after`.
+fn options_changed(before: &SplitFile<'_>, after: &SplitFile<'_>) -> bool {
+    after.servers.iter().any(|a| {
+        before
+            .servers
+            .iter()
+            .any(|b| b.server.name == a.server.name && b.options != a.options)
+    })
 }
 
 /// Refuses `pid` unless it is an HAProxy process: a stale pid file may name a PID that
@@ -159,6 +207,34 @@ fn signal_master(
 mod tests {
     use super::*;
 
+    #[test]
+    fn only_server_sets_and_addresses_of_the_synced_backend_skip_the_reload() {
+        let base = "backend nodes\n    server a 10.0.0.1:80 check\nbackend other\n    server o 10.0.1.1:80\n";
+        let reload = |after: &str| {
+            needs_reload(Some(base), &split_backend(after, "nodes").unwrap(), "nodes")
+        };
+        // Servers come, go and move: the runtime API does it.
+        assert!(!reload(
+            "backend nodes\n    server a 10.0.0.2:80 check\n    server b 10.0.0.3:80 check\nbackend other\n    server o 10.0.1.1:80\n"
+        ));
+        // A server's options, another backend's servers, any other line: a reload.
+        assert!(reload(
+            "backend nodes\n    server a 10.0.0.1:80 check weight 5\nbackend other\n    server o 10.0.1.1:80\n"
+        ));
+        assert!(reload(
+            "backend nodes\n    server a 10.0.0.1:80 check\nbackend other\n    server o 10.0.1.2:80\n"
+        ));
+        assert!(reload(
+            "backend nodes\n    balance first\n    server a 10.0.0.1:80 check\nbackend other\n    server o 10.0.1.1:80\n"
+        ));
+        // The first render.
+        assert!(needs_reload(
+            None,
+            &split_backend(base, "nodes").unwrap(),
+            "nodes"
+        ));
+    }
+
     /// A pid file left by an HAProxy that is gone, whose PID now belongs to another
     /// process: SIGUSR2 (which ends a process that does not handle it) is not sent.
     #[test]
@@ -170,6 +246,14 @@ mod tests {
             .spawn()
             .unwrap();
         std::fs::write(&pid_file, format!("{}\n", other.id())).unwrap();
+        // Until its exec, the child still has the test thread's name.
+        let comm = format!("/proc/{}/comm", other.id());
+        for _ in 0..200 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
         let e = signal_master(&pid_file, None, Duration::from_secs(1)).unwrap_err();
         assert!(e.contains("is `sleep`, not HAProxy"), "{e}");
         thread::sleep(Duration::from_millis(100));

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::select::Server;
+use super::backend::ServerLine;
 
 /// Admin-state bits of `show servers state` that mean maintenance (forced, inherited,
 /// from the config, from a resolver, from a hostname).
@@ -165,7 +165,7 @@ impl RuntimeApi {
     }
 
     /// Brings `backend` in line with `desired`: adds and enables the missing servers (with
-    /// `options`, e.g. `check`), re-enables or re-addresses known ones, and drains (up to
+    /// their line's options, or `default_options` when it has none), re-enables or re-addresses known ones, and drains (up to
     /// `drain_timeout`), puts in maintenance and deletes the others once no stream is
     /// bound to them (within the same `drain_timeout`). A server that cannot be deleted
     /// yet (connections or streams still attached) stays in maintenance, out of rotation,
@@ -173,13 +173,18 @@ impl RuntimeApi {
     pub fn sync_servers(
         &self,
         backend: &str,
-        desired: &[Server],
-        options: &str,
+        desired: &[ServerLine],
+        default_options: &str,
         drain_timeout: Duration,
     ) -> Result<SyncReport, String> {
         let live = self.servers(backend)?;
         let mut report = SyncReport::default();
-        for d in desired {
+        for line in desired {
+            let d = &line.server;
+            let options = match line.options.as_str() {
+                "" => default_options,
+                own => own,
+            };
             let id = format!("{backend}/{}", d.name);
             match live.iter().find(|l| l.name == d.name) {
                 None => {
@@ -215,7 +220,7 @@ impl RuntimeApi {
         }
         let gone: Vec<&LiveServer> = live
             .iter()
-            .filter(|l| !desired.iter().any(|d| d.name == l.name))
+            .filter(|l| !desired.iter().any(|d| d.server.name == l.name))
             .collect();
         let draining: Vec<&str> = gone
             .iter()
