@@ -81,10 +81,10 @@ impl ApiReload {
         let mut done = String::new();
         if full {
             match &self.pid_file {
-                Some(pid_file) => {
-                    done = signal_master(pid_file, Some(&self.api), timeout)?;
-                    done.push_str("; ");
-                }
+                // The new worker loaded the whole file, servers included: nothing is left
+                // to sync, and a sync that failed now must not make the agent put the
+                // previous file back under a worker that runs the new one.
+                Some(pid_file) => return signal_master(pid_file, Some(&self.api), timeout),
                 None => tracing::warn!(
                     "the rendered file changed beyond the server lines the runtime API can apply: \
                      restart HAProxy to apply it (or set pid_file to reload it)"
