@@ -6,6 +6,7 @@
 
 mod addr;
 mod client;
+mod listener;
 mod protocol;
 mod server;
 
