@@ -19,10 +19,7 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
             "the path has no file name",
         )
     })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    let tmp = hidden_sibling(&dir.join(file_name), &format!("tmp.{}", std::process::id()));
     // A leftover of a crashed process with the same id: its mode is not ours to keep.
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
@@ -44,6 +41,17 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// `.NAME.SUFFIX` beside `path`: in the same directory (so a rename onto `path` is atomic)
+/// and hidden (so a consumer loading a whole directory skips it). The agent's staged
+/// renders, lock files and temporary files are all named so.
+pub(crate) fn hidden_sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
 }
 
 #[cfg(test)]

@@ -60,11 +60,7 @@ impl FileLock {
 
 /// `.NAME.rumor-lock` beside `path`.
 fn lock_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.rumor-lock"))
+    crate::atomic_file::hidden_sibling(path, "rumor-lock")
 }
 
 #[cfg(test)]

@@ -167,11 +167,7 @@ impl Applier {
 /// `.NAME.rumor-staged` next to `dest`: the same file system, so the rename is atomic,
 /// and hidden, so a consumer loading a whole directory skips it.
 pub fn staged_path(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.rumor-staged"))
+    crate::atomic_file::hidden_sibling(dest, "rumor-staged")
 }
 
 /// `{staged}` and `{dest}` replaced by the shell-quoted paths.
