@@ -112,13 +112,12 @@ impl Applier {
             .renderer
             .render_members(members)
             .map_err(|e| ApplyError::Render(e.0))?;
-        let bytes = text.into_bytes();
-        if self.live.as_deref() == Some(&bytes[..]) {
+        if self.live.as_deref() == Some(text.as_bytes()) {
             return Ok(Applied::Unchanged);
         }
         let dest = &self.target.dest;
         let staged = staged_path(dest);
-        write_file(&staged, &bytes, dest).map_err(ApplyError::Write)?;
+        write_file(&staged, text.as_bytes(), dest).map_err(ApplyError::Write)?;
         if let Some(check) = &self.target.check {
             let script = substitute(check, &staged, dest);
             if let Err(e) = crate::subprocess::run_blocking(&script, self.target.command_timeout) {
@@ -130,18 +129,19 @@ impl Applier {
             let _ = fs::remove_file(&staged);
             return Err(ApplyError::Write(e));
         }
+        // A live file that is not UTF-8 (found at start) counts as unknown: a full reload.
         let previous = self
             .live
             .as_deref()
-            .map(|b| String::from_utf8_lossy(b).into_owned());
-        match self.target.reload.run(
-            &String::from_utf8_lossy(&bytes),
-            previous.as_deref(),
-            self.target.command_timeout,
-        ) {
+            .and_then(|b| std::str::from_utf8(b).ok());
+        match self
+            .target
+            .reload
+            .run(&text, previous, self.target.command_timeout)
+        {
             Ok(reload) => {
-                let size = bytes.len();
-                self.live = Some(bytes);
+                let size = text.len();
+                self.live = Some(text.into_bytes());
                 Ok(Applied::Changed {
                     bytes: size,
                     reload,

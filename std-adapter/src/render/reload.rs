@@ -78,7 +78,6 @@ impl ApiReload {
     fn run(&self, new: &str, previous: Option<&str>, timeout: Duration) -> Result<String, String> {
         let next = split_backend(new, &self.backend)?;
         let full = needs_reload(previous, &next, &self.backend);
-        let mut done = String::new();
         if full {
             match &self.pid_file {
                 // The new worker loaded the whole file, servers included: nothing is left
@@ -97,13 +96,10 @@ impl ApiReload {
             &self.server_options,
             self.drain_timeout,
         ) {
-            Ok(report) => {
-                done.push_str(&format!(
-                    "runtime API: added {:?}, enabled {:?}, removed {:?}, deleted {:?}",
-                    report.added, report.enabled, report.removed, report.deleted
-                ));
-                Ok(done)
-            }
+            Ok(report) => Ok(format!(
+                "runtime API: added {:?}, enabled {:?}, removed {:?}, deleted {:?}",
+                report.added, report.enabled, report.removed, report.deleted
+            )),
             Err(e) if e.starts_with("HAProxy refused") && !full => match &self.pid_file {
                 Some(pid_file) => {
                     let reloaded = signal_master(pid_file, Some(&self.api), timeout)?;
