@@ -59,6 +59,10 @@ pub struct Stats {
     /// Claims that a member evicted to make room is alive at an incarnation no higher than
     /// the one it was evicted at: stale news of that member, ignored.
     pub evicted_claims_stale: u64,
+    /// Claims by a member, from its own address, that it is alive at an incarnation no
+    /// higher than the failure, leave or eviction this node holds for it: answered with
+    /// that record, so that the member refutes it (see `docs/PROTOCOL.md`).
+    pub stale_self_claims_answered: u64,
     /// Failed or left members reaped after the timeout (each reported by
     /// `Event::MemberReaped`).
     pub members_reaped: u64,
@@ -135,6 +139,7 @@ impl Stats {
         members_refused: 0,
         members_evicted: 0,
         evicted_claims_stale: 0,
+        stale_self_claims_answered: 0,
         members_reaped: 0,
         updates_evicted: 0,
         user_events: 0,

@@ -169,18 +169,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Ok(name) = crate::name::name(name) else {
             return;
         };
-        let fp = fingerprint(&name);
-        if let Some(k) = self
-            .evicted
-            .iter()
-            .position(|t| t.name == fp && now < t.until)
-        {
-            if self
-                .evicted
-                .iter()
-                .nth(k)
-                .is_some_and(|t| inc <= t.incarnation)
-            {
+        if let Some((k, evicted_at)) = self.tombstone(now, &name) {
+            if inc <= evicted_at {
                 self.stats.evicted_claims_stale += 1;
                 return;
             }
@@ -232,6 +222,17 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if let Some(i) = self.table.insert(slot) {
             self.broadcast(Subject::Member(i as u16));
         }
+    }
+
+    /// The tombstone of `name`, evicted to make room and not yet past its reap time: its
+    /// position in the ring and the incarnation it was evicted at.
+    pub(super) fn tombstone(&self, now: Instant, name: &str) -> Option<(usize, u32)> {
+        let fp = fingerprint(name);
+        self.evicted
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.name == fp && now < t.until)
+            .map(|(k, t)| (k, t.incarnation))
     }
 
     /// Whether a full table may give slot `s` to a newcomer at `now`: the member failed or

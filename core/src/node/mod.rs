@@ -5,6 +5,7 @@ mod events;
 mod merge;
 mod probe;
 mod receive;
+mod self_claims;
 mod sync;
 mod timers;
 mod transmit;

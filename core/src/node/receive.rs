@@ -2,10 +2,10 @@
 
 use core::net::SocketAddr;
 
+use super::self_claims::own_alive_claim;
 use super::transmit::Outgoing;
 use super::{Helping, Node, Phase};
 use crate::crypto::{ENVELOPE_XCHACHA20POLY1305, Plaintext};
-
 use crate::time::Instant;
 use crate::wire::{self, DropReason, Message, SyncKind, Update};
 
@@ -84,7 +84,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
             if history && matches!(update, Update::User { .. }) {
                 continue;
             }
+            let own_claim = own_alive_claim(&update, from, requester.as_ref());
             self.merge(now, update);
+            if let Some((name, incarnation)) = own_claim {
+                self.answer_own_claim(now, from, name, incarnation);
+            }
         }
         self.on_message(now, from, frame.message, requester);
         Ok(())

@@ -561,4 +561,5 @@ fn a_stale_accusation_of_a_departed_member_is_corrected() {
 }
 
 mod probe;
+mod self_claims;
 mod strangers;

@@ -5,6 +5,7 @@ use core::net::SocketAddr;
 
 use super::Node;
 use super::Transmit;
+use super::self_claims::Contradiction;
 use crate::broadcast::Subject;
 use crate::crypto::{NONCE_LEN, Plaintext, Sealer, TAG_LEN};
 use crate::member::Status;
@@ -69,6 +70,13 @@ pub(super) enum Outgoing {
         seq: u32,
         target: Name,
     },
+    /// What this node holds about the member `name`, sent to it after a stale claim of
+    /// its own (see `self_claims.rs`): one update, nothing piggybacked.
+    Contradict {
+        to: SocketAddr,
+        name: Name,
+        held: Contradiction,
+    },
 }
 
 impl Outgoing {
@@ -80,7 +88,8 @@ impl Outgoing {
             | Outgoing::PingReq { to, .. }
             | Outgoing::Gossip { to }
             | Outgoing::Forward { to, .. }
-            | Outgoing::Challenge { to, .. } => to,
+            | Outgoing::Challenge { to, .. }
+            | Outgoing::Contradict { to, .. } => to,
         }
     }
 
@@ -105,7 +114,7 @@ impl Outgoing {
                 target,
                 addr: (*addr).into(),
             },
-            Outgoing::Gossip { .. } => Message::Gossip,
+            Outgoing::Gossip { .. } | Outgoing::Contradict { .. } => Message::Gossip,
             Outgoing::Challenge { seq, target, .. } => Message::Ping {
                 seq: *seq,
                 target,
@@ -165,6 +174,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
             ) else {
                 continue;
             };
+            if let Outgoing::Contradict { name, held, .. } = &out
+                && !enc.push(&held.update(name))
+            {
+                continue;
+            }
             let piggybacked = match policy {
                 Room::Full => self.piggyback(&mut enc, true),
                 Room::Uncounted(_) => self.piggyback(&mut enc, false),
@@ -214,7 +228,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
             Outgoing::Ping { .. }
             | Outgoing::Nack { .. }
             | Outgoing::Forward { .. }
-            | Outgoing::Challenge { .. } => Room::Bare,
+            | Outgoing::Challenge { .. }
+            | Outgoing::Contradict { .. } => Room::Bare,
         }
     }
 
