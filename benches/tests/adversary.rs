@@ -1,9 +1,6 @@
-//! The adversary in the simulator (`rumor_bench::adversary`): fixed seeds must recover
-//! within the documented bound, and each finding of issue 10 is a regression test.
-//!
-//! The fixed-seed scenario excludes the frame classes that break today's core
-//! ([`Classes::KNOWN_BUGS`]); once the fixes of issue 10 are merged, shrink that set (see
-//! `FIXED_SEED_EXCLUSIONS`) and un-ignore the regression tests below.
+//! The adversary in the simulator (`rumor_bench::adversary`): fixed seeds and every input
+//! of the fuzz target's seed corpus must recover within the documented bounds, and each
+//! finding of issue 10 is a regression test.
 
 use std::net::SocketAddr;
 
@@ -40,6 +37,38 @@ fn fixed_seeds_recover_within_the_bound() {
             Err((violation, frames)) => {
                 panic!("seed {seed}: {violation:?} after {frames:#?}")
             }
+        }
+    }
+}
+
+#[test]
+fn every_input_of_the_fuzz_corpus_recovers_within_the_bound() {
+    // The `adversary` fuzz target's seed corpus, findings included (e.g.
+    // `seed-forged-left-cuts-off-an-evicted-member`): the same check as the target's.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/adversary");
+    let mut inputs: Vec<_> = std::fs::read_dir(dir)
+        .expect("the adversary corpus is committed")
+        .map(|e| e.expect("a corpus entry").path())
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 5, "{inputs:?}");
+    for path in inputs {
+        let data = std::fs::read(&path).expect("a corpus input");
+        let Some((&seed, choices)) = data.split_first() else {
+            continue;
+        };
+        let mut sim = adversary::target_cluster(u64::from(seed));
+        let frames = adversary::attack(
+            &mut sim,
+            &mut ByteChoices::new(choices),
+            &AttackConfig::default(),
+        );
+        if let Err(violation) = adversary::check_liveness(&mut sim) {
+            panic!(
+                "{}: {violation:?} after {} frames",
+                path.display(),
+                frames.len()
+            );
         }
     }
 }

@@ -2,8 +2,8 @@
 //! first byte seeds the cluster, every later byte is one of the adversary's choices
 //! (which node, which spoofed source, which message and updates, which names and
 //! counters, how long to wait). Once the attack is over, every liveness invariant must
-//! hold within its bound (see `check_liveness`); no frame class is excluded, so this
-//! target fails on the core until the fixes of issue 10 are merged.
+//! hold within its bound (see `check_liveness`); no frame class is excluded. Findings
+//! join the seed corpus, which `benches/tests/adversary.rs` also replays.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
