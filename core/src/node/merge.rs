@@ -11,10 +11,11 @@
 //! | failed(inc)     | X alive with inc >= known                       | Suspect, shortest timeout |
 //! | left(inc)       | X not left and inc >= known                     | Left            |
 //!
-//! A claim more than `INCARNATION_WINDOW` above the known incarnation is ignored. A claim
-//! about the local node that contradicts it (suspect, failed, left, or alive with other data
-//! at an incarnation not below ours) is refuted with a higher incarnation, except an alive
-//! from another address after the first (a name conflict). See `docs/PROTOCOL.md`.
+//! A claim more than `INCARNATION_WINDOW` above the known incarnation (an evicted member's
+//! tombstone included) is ignored. A claim about the local node that contradicts it
+//! (suspect, failed, left, or alive with other data at an incarnation not below ours) is
+//! refuted with a higher incarnation, except an alive from another address after the first
+//! (a name conflict). See `docs/PROTOCOL.md`.
 
 use core::net::SocketAddr;
 
@@ -172,6 +173,11 @@ impl<const M: usize, const U: usize> Node<M, U> {
         if let Some((k, evicted_at)) = self.tombstone(now, &name) {
             if inc <= evicted_at {
                 self.stats.evicted_claims_stale += 1;
+                return;
+            }
+            // The tombstone is what this node knows of the member: a comeback moves its
+            // incarnation at most the window, like any claim about a known member.
+            if self.too_far(evicted_at, inc) {
                 return;
             }
             // A comeback at a higher incarnation: the tombstone has served.

@@ -351,6 +351,36 @@ fn a_member_evicted_to_make_room_is_not_brought_back_by_a_stale_claim() {
 }
 
 #[test]
+fn a_comeback_after_an_eviction_moves_the_incarnation_at_most_the_window() {
+    // Found by the adversary fuzz target: b, evicted at incarnation 0, was squatted by a
+    // forged claim near the cap that b itself could never out-bid.
+    let mut a = full_table();
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(3), &suspected_then_failed("b", 0))
+        .unwrap();
+    let then = now + Duration::from_secs(1);
+    a.handle_datagram(then, addr(4), &suspected_then_failed("c", 0))
+        .unwrap();
+    drain_events(&mut a);
+    let later = now + Duration::from_secs(60);
+    a.handle_datagram(later, addr(5), &alive("e", 0, 5))
+        .unwrap();
+    assert!(a.member("b").is_none());
+    let window = crate::wire::INCARNATION_WINDOW;
+    for far in [window + 1, crate::wire::MAX_COUNTER - 1, crate::wire::MAX_COUNTER] {
+        a.handle_datagram(later, addr(6), &alive("b", far, 6))
+            .unwrap();
+        assert!(a.member("b").is_none(), "{far}");
+    }
+    assert_eq!(a.stats().incarnations_too_far, 3);
+    // At the edge of the window, a comeback is taken.
+    a.handle_datagram(later, addr(2), &alive("b", window, 2))
+        .unwrap();
+    assert_eq!(a.member("b").unwrap().incarnation(), window);
+    assert_eq!(a.member("b").unwrap().addr(), addr(2));
+}
+
+#[test]
 fn a_member_back_before_its_reap_is_reported_is_reported_joined() {
     let mut a = node(1);
     let now = Instant::from_secs(1);
