@@ -170,7 +170,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Ok(name) = crate::name::name(name) else {
             return;
         };
-        if let Some((k, evicted_at)) = self.tombstone(now, &name) {
+        if let Some(evicted_at) = self.tombstone(now, &name) {
             if inc <= evicted_at {
                 self.stats.evicted_claims_stale += 1;
                 return;
@@ -180,9 +180,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
             if self.too_far(evicted_at, inc) {
                 return;
             }
-            // A comeback at a higher incarnation: the tombstone has served.
-            forget_at(&mut self.evicted, k);
         }
+        let fp = fingerprint(&name);
         let mut pending = Pending::default();
         pending.record(Transition::Joined);
         let slot = Slot {
@@ -226,19 +225,23 @@ impl<const M: usize, const U: usize> Node<M, U> {
             self.stats.members_evicted += 1;
         }
         if let Some(i) = self.table.insert(slot) {
+            // A comeback at a higher incarnation, now tracked: its tombstone has served (a
+            // refused one keeps it, so stale news stays stale).
+            if let Some(k) = self.evicted.iter().position(|t| t.name == fp) {
+                forget_at(&mut self.evicted, k);
+            }
             self.broadcast(Subject::Member(i as u16));
         }
     }
 
-    /// The tombstone of `name`, evicted to make room and not yet past its reap time: its
-    /// position in the ring and the incarnation it was evicted at.
-    pub(super) fn tombstone(&self, now: Instant, name: &str) -> Option<(usize, u32)> {
+    /// The incarnation `name` was evicted at, while its tombstone lasts (until its record
+    /// would have been reaped).
+    pub(super) fn tombstone(&self, now: Instant, name: &str) -> Option<u32> {
         let fp = fingerprint(name);
         self.evicted
             .iter()
-            .enumerate()
-            .find(|(_, t)| t.name == fp && now < t.until)
-            .map(|(k, t)| (k, t.incarnation))
+            .find(|t| t.name == fp && now < t.until)
+            .map(|t| t.incarnation)
     }
 
     /// Whether a full table may give slot `s` to a newcomer at `now`: the member failed or

@@ -94,8 +94,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
             },
             None => self
                 .tombstone(now, name)
-                .filter(|&(_, evicted_at)| incarnation <= evicted_at)
-                .map(|(_, evicted_at)| Contradiction::Failed(evicted_at)),
+                .filter(|&evicted_at| incarnation <= evicted_at)
+                .map(Contradiction::Failed),
         };
         let (Some(held), Ok(name)) = (held, crate::name::name(name)) else {
             return;

@@ -367,7 +367,11 @@ fn a_comeback_after_an_eviction_moves_the_incarnation_at_most_the_window() {
         .unwrap();
     assert!(a.member("b").is_none());
     let window = crate::wire::INCARNATION_WINDOW;
-    for far in [window + 1, crate::wire::MAX_COUNTER - 1, crate::wire::MAX_COUNTER] {
+    for far in [
+        window + 1,
+        crate::wire::MAX_COUNTER - 1,
+        crate::wire::MAX_COUNTER,
+    ] {
         a.handle_datagram(later, addr(6), &alive("b", far, 6))
             .unwrap();
         assert!(a.member("b").is_none(), "{far}");
@@ -378,6 +382,40 @@ fn a_comeback_after_an_eviction_moves_the_incarnation_at_most_the_window() {
         .unwrap();
     assert_eq!(a.member("b").unwrap().incarnation(), window);
     assert_eq!(a.member("b").unwrap().addr(), addr(2));
+}
+
+#[test]
+fn a_comeback_refused_by_a_full_table_keeps_the_tombstone() {
+    // Found by the adversary fuzz target: the refused comeback used to spend the tombstone,
+    // so b's stale news was later taken at incarnation 0, below the 5 it was evicted at.
+    let mut a = full_table();
+    let now = Instant::from_secs(1);
+    a.handle_datagram(now, addr(2), &alive("b", 5, 2)).unwrap();
+    a.handle_datagram(now, addr(3), &suspected_then_failed("b", 5))
+        .unwrap();
+    drain_events(&mut a);
+    let later = now + Duration::from_secs(60);
+    a.handle_datagram(later, addr(5), &alive("e", 0, 5))
+        .unwrap();
+    assert!(a.member("b").is_none());
+    // b comes back, but every slot is live: refused.
+    a.handle_datagram(later, addr(2), &alive("b", 6, 2))
+        .unwrap();
+    assert!(a.member("b").is_none());
+    assert_eq!(a.stats().members_refused, 1);
+    // c fails and may make room once it has had its time to refute.
+    a.handle_datagram(later, addr(4), &suspected_then_failed("c", 0))
+        .unwrap();
+    drain_events(&mut a);
+    let much_later = later + Duration::from_secs(60);
+    a.handle_datagram(much_later, addr(4), &alive("b", 0, 4))
+        .unwrap();
+    assert!(a.member("b").is_none() && a.member("c").is_some());
+    assert_eq!(a.stats().evicted_claims_stale, 1);
+    // The real comeback still takes the room.
+    a.handle_datagram(much_later, addr(2), &alive("b", 6, 2))
+        .unwrap();
+    assert_eq!(a.member("b").unwrap().incarnation(), 6);
 }
 
 #[test]
