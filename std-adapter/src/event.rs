@@ -82,11 +82,28 @@ pub enum AgentEvent {
     LeaveComplete,
 }
 
+/// Whether the handler event name `kind` is a removal (`member-leave`, `member-failed`):
+/// see [`AgentEvent::is_removal`].
+pub(crate) fn is_removal(kind: &str) -> bool {
+    matches!(kind, "member-leave" | "member-failed")
+}
+
 impl AgentEvent {
     /// The event name handlers see in `RUMOR_EVENT`/`SERF_EVENT` (`member-join`, ...,
     /// `user`), or `None` for events handlers are not given (suspicions, refusals,
     /// conflicts, join and leave completion).
     pub fn handler_name(&self) -> Option<&'static str> {
+        self.kind()
+    }
+
+    /// Whether a consumer should act on this event at once rather than coalesce it: a
+    /// member left or failed, so a load balancer should stop sending it traffic now (a
+    /// burst of joins, by contrast, is worth one reload rather than many).
+    pub fn is_removal(&self) -> bool {
+        self.kind().is_some_and(is_removal)
+    }
+
+    fn kind(&self) -> Option<&'static str> {
         Some(match self {
             AgentEvent::MemberJoin { .. } => "member-join",
             AgentEvent::MemberUpdate { .. } => "member-update",

@@ -1,7 +1,7 @@
 //! Render targets in a running agent (in process, on 127.0.0.1): the first render at
 //! start, a refused check retried with backoff until it passes with no membership change,
-//! a join rendered after the coalescing window, and a reload command that leaves a
-//! background child running (the lab's `haproxy ... &`).
+//! a join rendered after the coalescing window, a leave rendered at once, and a reload
+//! command that leaves a background child running (the lab's `haproxy ... &`).
 
 use std::time::Duration;
 
@@ -95,6 +95,39 @@ async fn a_refused_render_is_retried_and_joins_are_rendered() {
     assert_eq!(stats.counts().applied, 2);
 
     web.shutdown().await;
+    lb.shutdown().await;
+    targets.join().await.expect("no render target failed");
+}
+
+/// A member that leaves must stop getting traffic now: its removal is applied at once, not
+/// after a quiet period meant for bursts of joins (issue 14: the lab's graceful leave
+/// failed requests while the balancer waited out its 1 s coalescing).
+#[tokio::test(flavor = "current_thread")]
+async fn a_leave_is_applied_at_once_not_after_the_quiet_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("members.json");
+    let lb = start("lb", Tags::new().with("role", "balancer").unwrap()).await;
+    let web = join_backend("web-1", &lb).await;
+    let handle = lb.handle();
+    for _ in 0..400 {
+        let members = handle.members().await.unwrap();
+        if members.iter().any(|m| m.name == "web-1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Joins (and the start) wait a quiet minute: nothing is rendered until the leave.
+    let target = Target {
+        coalesce_quiet: Duration::from_secs(60),
+        coalesce_max: Duration::from_secs(120),
+        ..json_target(&dest)
+    };
+    let targets = RenderTargets::start(&lb.handle(), vec![target], None);
+    let stats = targets.stats()[0].1.clone();
+    web.shutdown().await;
+    eventually("the leave applied", || stats.counts().applied >= 1).await;
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "[]\n");
+
     lb.shutdown().await;
     targets.join().await.expect("no render target failed");
 }

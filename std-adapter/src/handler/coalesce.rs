@@ -1,7 +1,10 @@
 //! Coalescing member events as Serf does: per member the latest event wins; a batch is
 //! released after a quiet period with no new event, or at the latest after a maximum wait
-//! from its first event. A member whose latest event is the one already delivered for it is
-//! left out (except updates), so a flapping member does not re-run handlers for nothing.
+//! from its first event. Unlike Serf, a leave or a failure releases the batch at once: a
+//! load balancer must stop sending traffic to a member that is gone, not wait out a quiet
+//! period meant for bursts of joins. A member whose latest event is the one already
+//! delivered for it is left out (except updates), so a flapping member does not re-run
+//! handlers for nothing.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +24,8 @@ pub(crate) struct Coalescer {
     delivered: HashMap<String, &'static str>,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// When the first removal of the pending batch arrived: the batch is due then.
+    removal: Option<Instant>,
 }
 
 impl Coalescer {
@@ -32,6 +37,7 @@ impl Coalescer {
             delivered: HashMap::new(),
             first: None,
             last: None,
+            removal: None,
         }
     }
 
@@ -39,6 +45,9 @@ impl Coalescer {
     pub(crate) fn add(&mut self, now: Instant, kind: &'static str, member: MemberInfo) {
         self.first.get_or_insert(now);
         self.last = Some(now);
+        if crate::event::is_removal(kind) {
+            self.removal.get_or_insert(now);
+        }
         self.pending.insert(member.name.clone(), (kind, member));
     }
 
@@ -50,7 +59,8 @@ impl Coalescer {
     /// When the pending batch is due, if there is one.
     pub(crate) fn due_at(&self) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
-        Some((last + self.quiet).min(first + self.max_wait))
+        let due = (last + self.quiet).min(first + self.max_wait);
+        Some(self.removal.map_or(due, |r| due.min(r)))
     }
 
     /// Takes the batch: one `(event type, members)` per type, in a fixed order, leaving
@@ -58,6 +68,7 @@ impl Coalescer {
     pub(crate) fn take(&mut self) -> Vec<(&'static str, Vec<MemberInfo>)> {
         self.first = None;
         self.last = None;
+        self.removal = None;
         let mut by_kind: BTreeMap<usize, Vec<MemberInfo>> = BTreeMap::new();
         for (name, (kind, member)) in std::mem::take(&mut self.pending) {
             let repeat = self.delivered.get(&name) == Some(&kind) && kind != "member-update";
@@ -102,6 +113,26 @@ mod tests {
         assert_eq!(c.due_at(), Some(t0 + Duration::from_millis(1900)));
         c.add(t0 + Duration::from_millis(2500), "member-join", m("c"));
         assert_eq!(c.due_at(), Some(t0 + Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_leave_or_failure_releases_the_batch_at_once() {
+        for removal in ["member-leave", "member-failed"] {
+            let t0 = Instant::now();
+            let mut c = Coalescer::new(Duration::from_secs(1), Duration::from_secs(3));
+            c.add(t0, "member-join", m("a"));
+            let t1 = t0 + Duration::from_millis(400);
+            c.add(t1, removal, m("b"));
+            assert_eq!(c.due_at(), Some(t1), "{removal}");
+            // Later events join the batch; it stays due.
+            c.add(t1 + Duration::from_millis(10), "member-join", m("c"));
+            assert_eq!(c.due_at(), Some(t1), "{removal}");
+            assert_eq!(c.take().len(), 2);
+            // The next batch coalesces again.
+            c.add(t1, "member-update", m("a"));
+            c.add(t1, "member-reap", m("b"));
+            assert_eq!(c.due_at(), Some(t1 + Duration::from_secs(1)), "{removal}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! One task per render target in an agent: member events are coalesced (quiet period and
-//! maximum wait), then the target's [`Applier`] runs on a blocking thread; a failure is
-//! retried with backoff until it succeeds or the next change supersedes it.
+//! maximum wait; a leave or failure is applied at once, so a load balancer stops sending
+//! traffic to a member that is gone), then the target's [`Applier`] runs on a blocking
+//! thread; a failure is retried with backoff until it succeeds or the next change
+//! supersedes it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -155,12 +157,20 @@ impl Worker {
         let start = Instant::now();
         // (first, latest) change of the pending burst; the start counts as one.
         let mut pending = Some((start, start));
+        // A removal in the pending burst: it is due at once (still after the join grace).
+        let mut removal = false;
         let mut retry: Option<Instant> = None;
         let mut backoff = RETRY_MIN;
         let mut stop = self.stop.clone();
         loop {
             let due = pending
-                .map(|(first, last)| (last + self.quiet).min(first + self.max_wait))
+                .map(|(first, last)| {
+                    if removal {
+                        last
+                    } else {
+                        (last + self.quiet).min(first + self.max_wait)
+                    }
+                })
                 .map(|d| self.hold_until.map_or(d, |h| d.max(h)));
             let due = earliest(due, retry);
             tokio::select! {
@@ -171,11 +181,13 @@ impl Worker {
                     Some(e) if e.member().is_some() => {
                         let now = Instant::now();
                         pending = Some(pending.map_or((now, now), |(first, _)| (first, now)));
+                        removal |= e.is_removal();
                     }
                     Some(_) => {}
                 },
                 () = sleep_until(due), if due.is_some() => {
                     pending = None;
+                    removal = false;
                     retry = None;
                     let Some(ok) = self.apply().await else { break };
                     if ok {
