@@ -154,3 +154,53 @@ async fn agents_join_share_tags_and_events_then_leave_and_crash() {
     assert_eq!(failed, Status::Failed);
     assert_eq!(a.shutdown().await, LeaveOutcome::Complete);
 }
+
+/// With a propagation delay, `leave` returns (and the agent stops) only that long after
+/// the leave was gossiped, and the others have acted on it by then: whatever waits for the
+/// agent's exit to stop its service stops it after the balancer let go (issue 14).
+#[tokio::test(flavor = "current_thread")]
+async fn a_leave_returns_only_after_the_propagation_delay() {
+    let a = start("a", "balancer").await;
+    let mut c = AgentConfig::new("b", "127.0.0.1:0".parse().unwrap());
+    c.protocol = fast();
+    c.leave_propagate_delay = Duration::from_millis(1500);
+    let b = Agent::start(c).await.unwrap();
+    let (ha, hb) = (a.handle(), b.handle());
+    let (mut ev_a, mut ev_b) = (ha.events(), hb.events());
+    hb.join([a.local_addr()]).await.unwrap();
+    next_matching(&mut ev_b, |e| {
+        matches!(e, AgentEvent::Joined { .. }).then_some(())
+    })
+    .await;
+    next_matching(&mut ev_a, |e| match e {
+        AgentEvent::MemberJoin { member } if member.name == "b" => Some(()),
+        _ => None,
+    })
+    .await;
+
+    let asked = tokio::time::Instant::now();
+    let leaving = tokio::spawn(async move { hb.leave().await });
+    // The leave is gossiped (b reports it) well before leave() returns ...
+    next_matching(&mut ev_b, |e| {
+        matches!(e, AgentEvent::LeaveComplete).then_some(())
+    })
+    .await;
+    let gossiped = tokio::time::Instant::now();
+    next_matching(&mut ev_a, |e| match e {
+        AgentEvent::MemberLeave { member } if member.name == "b" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(!leaving.is_finished(), "a saw the leave before b stopped");
+    // ... and it returns once the delay has passed since.
+    let outcome = leaving.await.unwrap().unwrap();
+    assert_eq!(outcome, LeaveOutcome::Complete);
+    assert!(
+        gossiped.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        gossiped.elapsed()
+    );
+    assert!(asked.elapsed() >= Duration::from_millis(1500));
+    b.wait().await.expect("the agent stopped normally");
+    assert_eq!(a.shutdown().await, LeaveOutcome::Complete);
+}

@@ -53,10 +53,14 @@ pub(crate) struct Driver {
     local: watch::Sender<MemberInfo>,
     counters: Arc<DriverCounters>,
     leave_timeout: Duration,
+    /// How long the agent stays after its leave, before the loop ends.
+    leave_propagate_delay: Duration,
     keys: KeyStore,
     leaving: Option<Leaving>,
-    /// Set when the leave has been gossiped: the loop ends.
+    /// Set when the leave has been gossiped.
     left: bool,
+    /// Once the leave is over (gossiped or timed out): when the loop ends.
+    linger_until: Option<Instant>,
     /// Last known details of every member, so a reaped member can still be described.
     known: HashMap<String, MemberInfo>,
     recv_buf: Vec<u8>,
@@ -82,13 +86,21 @@ impl Driver {
             local,
             counters,
             leave_timeout,
+            leave_propagate_delay: Duration::ZERO,
             keys: KeyStore::default(),
             leaving: None,
             left: false,
+            linger_until: None,
             known: HashMap::new(),
             recv_buf: vec![0; RECV_BUFFER],
             send_buf: vec![0; MAX_DATAGRAM],
         }
+    }
+
+    /// Stays `delay` after a leave is over before the loop ends (by default it ends at once).
+    pub(crate) fn with_leave_propagate_delay(mut self, delay: Duration) -> Self {
+        self.leave_propagate_delay = delay;
+        self
     }
 
     /// Saves keyring changes with `keys` (by default they are not saved).
@@ -181,10 +193,10 @@ impl Driver {
 
     /// The earliest of the node's deadline and the leave deadline.
     fn next_wake(&self) -> Option<Instant> {
-        earliest(
-            self.node.poll_timeout(),
-            self.leaving.as_ref().map(|l| l.deadline),
-        )
+        let leave = self
+            .linger_until
+            .or(self.leaving.as_ref().map(|l| l.deadline));
+        earliest(self.node.poll_timeout(), leave)
     }
 
     fn command(&mut self, now: Instant, cmd: Command) {
@@ -332,11 +344,6 @@ impl Driver {
             Event::Joined { via } => AgentEvent::Joined { via },
             Event::LeaveComplete => {
                 self.left = true;
-                if let Some(l) = self.leaving.take() {
-                    for w in l.waiters {
-                        let _ = w.send(LeaveOutcome::Complete);
-                    }
-                }
                 AgentEvent::LeaveComplete
             }
             other => {
@@ -389,21 +396,34 @@ impl Driver {
         self.local.send_replace(me);
     }
 
-    /// True once a leave has completed or run out of time; wakes the waiters.
+    /// True once a leave has completed or run out of time and the propagation delay has
+    /// passed since; then wakes the waiters. Serf's `LeavePropagateDelay`: the agent stays
+    /// (silent) while the others act on its leave, since whatever stops the service it
+    /// announces typically waits for the agent to exit (the lab's supervision does).
     fn leave_finished(&mut self, now: Instant) -> bool {
-        if self.left {
-            return true;
-        }
-        let Some(l) = self.leaving.as_ref() else {
-            return false;
+        let outcome = match self.leaving.as_ref() {
+            _ if self.left => LeaveOutcome::Complete,
+            Some(l) if now >= l.deadline => LeaveOutcome::TimedOut,
+            _ => return false,
         };
-        if now < l.deadline {
+        let until = match self.linger_until {
+            Some(until) => until,
+            None => {
+                if outcome == LeaveOutcome::TimedOut {
+                    tracing::warn!("leave timed out before it was fully gossiped");
+                }
+                let delay = rumor_core::Duration::from_millis(
+                    self.leave_propagate_delay.as_millis() as u64,
+                );
+                *self.linger_until.insert(now + delay)
+            }
+        };
+        if now < until {
             return false;
         }
-        tracing::warn!("leave timed out before it was fully gossiped");
         if let Some(l) = self.leaving.take() {
             for w in l.waiters {
-                let _ = w.send(LeaveOutcome::TimedOut);
+                let _ = w.send(outcome);
             }
         }
         true

@@ -62,6 +62,13 @@ pub struct AgentConfig {
     pub protocol: Config,
     /// How long a graceful leave may take before the agent stops anyway.
     pub leave_timeout: Duration,
+    /// How long the agent stays, silent, once its leave is over (gossiped or timed out),
+    /// before [`Handle::leave`] returns and the agent stops: the time the others need to
+    /// act on the leave (a balancer's render and reload) before whatever waits for the
+    /// agent's exit stops the service it announced. Serf's `LeavePropagateDelay`. Zero by
+    /// default here, since a library user knows when its service stops; `rumor agent`
+    /// uses 1 s, as Serf does.
+    pub leave_propagate_delay: Duration,
     /// Seed of the node's random choices; `None` draws one from the OS.
     pub seed: Option<u64>,
     /// Authenticated encryption: every datagram is sealed with the keyring's primary key
@@ -87,6 +94,7 @@ impl AgentConfig {
             tags: Tags::new(),
             protocol: Config::lan(),
             leave_timeout: Duration::from_secs(5),
+            leave_propagate_delay: Duration::ZERO,
             seed: None,
             keyring: None,
             plaintext: Plaintext::Refuse,
@@ -187,6 +195,7 @@ impl Agent {
             counters,
             config.leave_timeout,
         )
+        .with_leave_propagate_delay(config.leave_propagate_delay)
         .with_key_store(KeyStore::new(config.keyring_file.clone()));
         let span = tracing::info_span!("agent", name = %config.name);
         span.in_scope(|| {

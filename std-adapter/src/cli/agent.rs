@@ -44,6 +44,7 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
         rumor_std::tags_from_map(&s.tags).map_err(|e| CliError(format!("invalid tags: {e}")))?;
     config.protocol = s.profile.config();
     config.leave_timeout = s.leave_timeout;
+    config.leave_propagate_delay = s.leave_propagate_delay;
     (config.keyring, config.plaintext, config.keyring_file) = startup_keyring(&s)?;
     let agent = Agent::start(config).await?;
     let handle = agent.handle();

@@ -192,6 +192,10 @@ pub(crate) struct AgentArgs {
     /// Longest graceful leave before exiting anyway [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) leave_timeout: Option<Duration>,
+    /// How long the agent stays once its leave is over, so the cluster (a balancer) can
+    /// act on it before the service behind the agent stops [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) leave_propagate_delay: Option<Duration>,
     /// trace, debug, info, warn or error [default: info].
     #[arg(long, value_name = "LEVEL")]
     pub(crate) log_level: Option<String>,

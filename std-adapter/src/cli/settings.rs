@@ -39,6 +39,7 @@ struct FileConfig {
     coalesce_max: Option<String>,
     parallel_handlers: Option<bool>,
     leave_timeout: Option<String>,
+    leave_propagate_delay: Option<String>,
     log_level: Option<String>,
     rpc_addr: Option<String>,
     rpc_token: Option<String>,
@@ -61,6 +62,7 @@ pub(crate) struct Settings {
     pub(crate) handler: HandlerSettings,
     pub(crate) renders: Vec<Target>,
     pub(crate) leave_timeout: Duration,
+    pub(crate) leave_propagate_delay: Duration,
     pub(crate) log_level: LevelFilter,
     pub(crate) rpc_addr: RpcAddr,
     pub(crate) rpc_token: Option<String>,
@@ -150,6 +152,12 @@ impl Settings {
             "leave_timeout",
             Duration::from_secs(5),
         )?;
+        let leave_propagate_delay = duration(
+            args.leave_propagate_delay,
+            file.leave_propagate_delay,
+            "leave_propagate_delay",
+            Duration::from_secs(1),
+        )?;
         let log_level = logging::parse_level(
             args.log_level
                 .or(file.log_level)
@@ -199,6 +207,7 @@ impl Settings {
             handler,
             renders,
             leave_timeout,
+            leave_propagate_delay,
             log_level,
             rpc_addr,
             rpc_token: args.rpc_token.or(file.rpc_token),
@@ -296,6 +305,7 @@ mod tests {
         assert_eq!(s.profile, Profile::Lan);
         assert_eq!(s.handler, HandlerSettings::default());
         assert_eq!(s.leave_timeout, Duration::from_secs(5));
+        assert_eq!(s.leave_propagate_delay, Duration::from_secs(1));
     }
 
     #[test]
