@@ -545,3 +545,51 @@ fn haproxy_runtime_api_keeps_static_servers_and_reloads_what_it_cannot_apply() {
     assert_ne!(settled(worker), worker);
     assert!(lab.live().contains("server web-2"));
 }
+
+/// Requests sent through HAProxy right after one of three backends' servers died (before
+/// a health check noticed), with the `haproxy` renderer's backend lines and server options
+/// as given: how many of `REQUESTS` failed.
+fn failed_after_a_server_died(backend_lines: &[&str], server_options: &str) -> usize {
+    const REQUESTS: usize = 30;
+    let lab = Lab::new();
+    let mut backends = [
+        Backend::start("web-1", lab.ip),
+        Backend::start("web-2", lab.ip),
+        Backend::start("web-3", lab.ip),
+    ];
+    let renderer = Renderer::Haproxy(HaproxyBackend {
+        prelude: prelude(&lab.sock, lab.frontend),
+        backend_lines: backend_lines.iter().map(|l| (*l).to_owned()).collect(),
+        server_options: server_options.to_owned(),
+        ..HaproxyBackend::default()
+    });
+    let haproxy = lab.start(renderer, &members(&backends.iter().collect::<Vec<_>>()));
+    let all = ["web-1", "web-2", "web-3"];
+    let served = wait_for(Duration::from_secs(10), || {
+        served_by_all(lab.frontend, &all).then_some(())
+    });
+    assert!(served.is_some(), "{}", haproxy.log_text());
+    // web-2's server dies (connections refused); it stays in the config.
+    backends[1].stop();
+    let failed = (0..REQUESTS)
+        .filter(|_| lb::get(lab.frontend).is_err())
+        .count();
+    haproxy.assert_no_worker_died();
+    failed
+}
+
+/// The `haproxy` renderer's defaults retry a request that meets a dead server on another
+/// one (`retries`, `option redispatch 1`, `retry-on conn-failure ...`): a crashed backend
+/// costs no request even before a health check or the cluster removes it. With the lab's
+/// backend lines (no redispatch) the first request round-robin sends to the dead server
+/// is retried there, 1 s apart, and fails with a 503 after 3 s: what the defaults are for
+/// (issue 14).
+#[test]
+fn haproxy_default_backend_retries_a_dead_server_on_another() {
+    let defaults = rumor_std::render::DEFAULT_BACKEND_LINES;
+    let failed = failed_after_a_server_died(&defaults, rumor_std::render::DEFAULT_SERVER_OPTIONS);
+    assert_eq!(failed, 0, "with the renderer's defaults");
+    let lab_lines = failed_after_a_server_died(&BACKEND_LINES, "check");
+    assert!(lab_lines > 0, "without retries some requests fail");
+    println!("failed requests right after a server died: defaults 0, lab's lines {lab_lines}");
+}

@@ -2,7 +2,9 @@
 # tagged role=backend, sorted by name; `address` is a member's IP with the port from its
 # `port` tag, `server` its name as an HAProxy identifier. (The lab's own block over
 # `addresses`, with `host` and `ip`, renders unchanged too.) LAB_RUN, set by start.sh,
-# is the runtime directory.
+# is the runtime directory. The backend adds to the lab's: a request that meets a server
+# that just died is retried on another one (retries, redispatch, retry-on), a dead server
+# is out of rotation after two failed checks a second apart (docs/OPERATIONS.md).
 global
     stats socket "${LAB_RUN}/haproxy.sock" mode 600 level admin
     stats timeout 30s
@@ -29,6 +31,10 @@ backend nodes
     balance roundrobin
     option forwardfor
     http-request set-header X-Forwarded-Port %[dst_port]
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response
+    timeout connect 1s
 {{#each members}}
-    server {{server}} {{address}} check
+    server {{server}} {{address}} check inter 1s fall 2 rise 2
 {{/each}}

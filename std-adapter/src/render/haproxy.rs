@@ -6,14 +6,33 @@ use super::RenderError;
 use super::select::Selection;
 use crate::member::MemberInfo;
 
+/// The backend lines rendered before the servers by default: a dynamic algorithm (which
+/// the runtime API's `add server` needs), and a request that meets a dead server retried
+/// on another one rather than failed (HAProxy 2.6; `docs/OPERATIONS.md` explains each).
+pub const DEFAULT_BACKEND_LINES: [&str; 5] = [
+    "balance roundrobin",
+    "retries 3",
+    "option redispatch 1",
+    "retry-on conn-failure empty-response",
+    "timeout connect 1s",
+];
+
+/// The keywords after each server's address by default: health checks every second, a
+/// server out of rotation after two failed checks and back after two good ones.
+pub const DEFAULT_SERVER_OPTIONS: &str = "check inter 1s fall 2 rise 2";
+
 /// Renders a whole HAProxy config: a fixed prelude (global, defaults, frontends, copied
 /// verbatim) and then
 ///
 /// ```text
 /// backend nodes
 ///     balance roundrobin
-///     server web-1 10.0.0.11:3000 check
-///     server web-2 10.0.0.22:3000 check
+///     retries 3
+///     option redispatch 1
+///     retry-on conn-failure empty-response
+///     timeout connect 1s
+///     server web-1 10.0.0.11:3000 check inter 1s fall 2 rise 2
+///     server web-2 10.0.0.22:3000 check inter 1s fall 2 rise 2
 /// ```
 ///
 /// with one `server <name> <ip>:<port> <options>` line per selected member that has a
@@ -24,10 +43,10 @@ pub struct HaproxyBackend {
     pub selection: Selection,
     /// The backend's name.
     pub backend: String,
-    /// Keywords after each server's address (`check` by default).
+    /// Keywords after each server's address ([`DEFAULT_SERVER_OPTIONS`] by default).
     pub server_options: String,
-    /// Lines of the backend section before its servers (`balance roundrobin` by default:
-    /// a dynamic algorithm, which the runtime API's `add server` needs).
+    /// Lines of the backend section before its servers ([`DEFAULT_BACKEND_LINES`] by
+    /// default).
     pub backend_lines: Vec<String>,
     /// Text written before the backend section (empty by default).
     pub prelude: String,
@@ -38,8 +57,8 @@ impl Default for HaproxyBackend {
         HaproxyBackend {
             selection: Selection::backends(),
             backend: "nodes".to_owned(),
-            server_options: "check".to_owned(),
-            backend_lines: vec!["balance roundrobin".to_owned()],
+            server_options: DEFAULT_SERVER_OPTIONS.to_owned(),
+            backend_lines: DEFAULT_BACKEND_LINES.map(String::from).to_vec(),
             prelude: String::new(),
         }
     }
@@ -159,6 +178,10 @@ mod tests {
     #[test]
     fn an_empty_pool_is_still_a_valid_backend() {
         let text = HaproxyBackend::default().render_members(&[]).unwrap();
-        assert_eq!(text, "backend nodes\n    balance roundrobin\n");
+        assert_eq!(
+            text,
+            "backend nodes\n    balance roundrobin\n    retries 3\n    option redispatch 1\n    \
+             retry-on conn-failure empty-response\n    timeout connect 1s\n"
+        );
     }
 }

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::apply::{Applied, Applier, ApplyError, staged_path};
 pub use self::backend::{ServerLine, SplitFile, split as split_backend};
-pub use self::haproxy::HaproxyBackend;
+pub use self::haproxy::{DEFAULT_BACKEND_LINES, DEFAULT_SERVER_OPTIONS, HaproxyBackend};
 pub use self::json::JsonRenderer;
 pub use self::reload::{ApiReload, Reload};
 pub use self::runtime_api::{Endpoint, LiveServer, RuntimeApi, SyncReport};

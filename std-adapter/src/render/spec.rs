@@ -50,9 +50,12 @@ pub struct RenderSpec {
     pub default_port: Option<u16>,
     /// `haproxy`, runtime API: the backend's name (default `nodes`).
     pub backend: Option<String>,
-    /// `haproxy`, runtime API: keywords after each server address (default `check`).
+    /// `haproxy`, runtime API: keywords after each server address (default
+    /// [`DEFAULT_SERVER_OPTIONS`](super::DEFAULT_SERVER_OPTIONS)).
     pub server_options: Option<String>,
-    /// `haproxy`: lines of the backend before its servers (default `balance roundrobin`).
+    /// `haproxy`: lines of the backend before its servers (default
+    /// [`DEFAULT_BACKEND_LINES`](super::DEFAULT_BACKEND_LINES): balancing and
+    /// retries).
     pub backend_lines: Option<Vec<String>>,
     /// `haproxy`: a file copied before the backend section (global, defaults, frontends).
     pub prelude: Option<PathBuf>,
@@ -119,7 +122,7 @@ impl RenderSpec {
         let server_options = self
             .server_options
             .clone()
-            .unwrap_or_else(|| "check".into());
+            .unwrap_or_else(|| super::DEFAULT_SERVER_OPTIONS.into());
         let renderer = match self.renderer.as_str() {
             "haproxy" => {
                 self.only_for(
