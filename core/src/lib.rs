@@ -105,7 +105,7 @@ pub use crypto::{
 pub use event::Event;
 pub use member::{Member, Status};
 pub use name::{Identity, NAME_MAX, Name, NameError, name, validate_name};
-pub use node::{ForceLeaveError, JoinError, MAX_SEEDS, Node, Transmit};
+pub use node::{ForceLeaveError, JoinError, MAX_SEEDS, Node, Transmit, Unreachable};
 pub use render::{Members, NameAddrLines, Render};
 pub use stats::Stats;
 pub use tags::{TAG_KEY_MAX, TAGS_MAX, TagError, Tags};

@@ -63,6 +63,14 @@ pub struct Stats {
     /// higher than the failure, leave or eviction this node holds for it: answered with
     /// that record, so that the member refutes it (see `docs/PROTOCOL.md`).
     pub stale_self_claims_answered: u64,
+    /// ICMP evidence (`Node::handle_unreachable`) that matched an outstanding ping and was
+    /// acted on: a member declared failed, or a probe ended early.
+    pub unreachable_evidence: u64,
+    /// ICMP evidence that matched no outstanding ping: ignored.
+    pub unreachable_ignored: u64,
+    /// Suspicions raised on another member's word that this node checked with a ping of
+    /// its own.
+    pub suspicions_verified: u64,
     /// Failed or left members reaped after the timeout (each reported by
     /// `Event::MemberReaped`).
     pub members_reaped: u64,
@@ -140,6 +148,9 @@ impl Stats {
         members_evicted: 0,
         evicted_claims_stale: 0,
         stale_self_claims_answered: 0,
+        unreachable_evidence: 0,
+        unreachable_ignored: 0,
+        suspicions_verified: 0,
         members_reaped: 0,
         updates_evicted: 0,
         user_events: 0,

@@ -26,6 +26,9 @@ pub(crate) struct Suspicion {
     /// with no spare bit pattern here, `Option<Suspicion>` gets a tag of its own and
     /// `None` is all zero bytes (see `Node::unconfigured`).
     accuser: Option<NonZeroU16>,
+    /// This node pinged the suspect when it heard of the suspicion: an ICMP port
+    /// unreachable for it is this node's own evidence (see `node/evidence.rs`).
+    verifying: bool,
 }
 
 /// 16.16 fixed-point log2 of `x` (x >= 1).
@@ -78,7 +81,18 @@ impl Suspicion {
             confirmers: heapless::Vec::new(),
             origin,
             accuser: None,
+            verifying: false,
         }
+    }
+
+    /// Whether this node pinged the suspect to verify the suspicion.
+    pub(crate) fn verifying(&self) -> bool {
+        self.verifying
+    }
+
+    /// Records that this node pinged the suspect to verify the suspicion.
+    pub(crate) fn set_verifying(&mut self) {
+        self.verifying = true;
     }
 
     /// Index in the member table of the latest accuser.

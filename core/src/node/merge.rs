@@ -433,6 +433,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.table.record(i, Transition::Suspected);
         self.stats.suspicions += 1;
         self.broadcast(Subject::Member(i as u16));
+        if from != self.local_fingerprint() {
+            self.verify_suspicion(i);
+        }
     }
 
     fn merge_failed(&mut self, now: Instant, name: &str, inc: u32) {

@@ -2,6 +2,7 @@
 
 mod commands;
 mod events;
+mod evidence;
 mod merge;
 mod probe;
 mod receive;
@@ -29,6 +30,7 @@ use crate::time::{Duration, Instant};
 use crate::user_event::{USER_EVENT_NAME_MAX, UserEvent, UserEventError, UserEvents};
 use crate::wire::MAX_COUNTER;
 
+pub use self::evidence::Unreachable;
 use self::merge::Tombstone;
 use self::probe::Probe;
 use self::sync::SyncSession;

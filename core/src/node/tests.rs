@@ -560,6 +560,7 @@ fn a_stale_accusation_of_a_departed_member_is_corrected() {
     assert_eq!(a.member("b").unwrap().status(), Status::Left);
 }
 
+mod evidence;
 mod probe;
 mod self_claims;
 mod strangers;

@@ -52,6 +52,9 @@ pub(in crate::node) struct Net {
     pub(in crate::node) lose: Option<fn(SocketAddr, &[u8]) -> bool>,
     /// A link cut both ways: nothing between these two addresses gets through.
     pub(in crate::node) cut: Option<(SocketAddr, SocketAddr)>,
+    /// A node that is not `up` crashed on a live host: datagrams to it are answered with
+    /// ICMP port unreachable (`handle_unreachable`) rather than silently lost.
+    pub(in crate::node) refuse_when_down: bool,
 }
 
 impl Net {
@@ -70,6 +73,7 @@ impl Net {
             now: Instant::ZERO,
             lose: None,
             cut: None,
+            refuse_when_down: false,
         };
         for i in 1..n as usize {
             net.nodes[i].node.join(Instant::ZERO, addr(1)).unwrap();
@@ -106,6 +110,15 @@ impl Net {
                 }
                 if let Some(i) = self.nodes.iter().position(|n| n.addr == to && n.up) {
                     let _ = self.nodes[i].node.handle_datagram(self.now, from, &bytes);
+                    self.drain(i);
+                } else if self.refuse_when_down
+                    && let Some(i) = self.nodes.iter().position(|n| n.addr == from && n.up)
+                {
+                    let _ = self.nodes[i].node.handle_unreachable(
+                        self.now,
+                        to,
+                        crate::Unreachable::Port,
+                    );
                     self.drain(i);
                 }
             }
