@@ -2,7 +2,8 @@
 //! contract — after every input, drain `poll_transmit` and `poll_event`, then sleep until
 //! `poll_timeout` or the next datagram or command. One `Sleep` is reset only when the
 //! deadline changes. When the timer fires, the datagrams already waiting in the socket are
-//! read first, so a late timer never judges a probe whose ack is there unread.
+//! read first, so a late timer never judges a probe whose ack is there unread. ICMP errors
+//! queued on the socket (see `icmp.rs`) go to `Node::handle_unreachable`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,13 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rumor_core::{Event, Instant, MAX_DATAGRAM, Tags};
+use rumor_core::{Event, Instant, MAX_DATAGRAM, Tags, Unreachable};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::AgentNode;
 use super::clock::Clock;
 use super::command::{AgentStats, Command, DriverCounters, LeaveOutcome};
+use super::icmp;
 use super::keys::KeyStore;
 use crate::deadline::earliest;
 use crate::event::{AgentEvent, UserEventInfo};
@@ -42,6 +45,8 @@ enum Input {
     Timer,
     Datagram(std::io::Result<(usize, SocketAddr)>),
     Command(Option<Command>),
+    /// An ICMP error from the socket's error queue.
+    Unreachable(std::io::Result<(SocketAddr, Unreachable)>),
 }
 
 pub(crate) struct Driver {
@@ -55,6 +60,8 @@ pub(crate) struct Driver {
     leave_timeout: Duration,
     /// How long the agent stays after its leave, before the loop ends.
     leave_propagate_delay: Duration,
+    /// The socket queues ICMP errors (see `icmp.rs`): read them.
+    icmp: bool,
     keys: KeyStore,
     leaving: Option<Leaving>,
     /// Set when the leave has been gossiped.
@@ -87,6 +94,7 @@ impl Driver {
             counters,
             leave_timeout,
             leave_propagate_delay: Duration::ZERO,
+            icmp: false,
             keys: KeyStore::default(),
             leaving: None,
             left: false,
@@ -100,6 +108,12 @@ impl Driver {
     /// Stays `delay` after a leave is over before the loop ends (by default it ends at once).
     pub(crate) fn with_leave_propagate_delay(mut self, delay: Duration) -> Self {
         self.leave_propagate_delay = delay;
+        self
+    }
+
+    /// Reads the ICMP errors the socket queues (after [`icmp::enable`] succeeded).
+    pub(crate) fn with_icmp(mut self, on: bool) -> Self {
+        self.icmp = on;
         self
     }
 
@@ -136,6 +150,9 @@ impl Driver {
                 () = &mut sleep, if armed.is_some() => Input::Timer,
                 cmd = self.commands.recv() => Input::Command(cmd),
                 r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
+                r = self.socket.async_io(Interest::ERROR, || {
+                    icmp::read(&self.socket)?.ok_or_else(|| std::io::ErrorKind::WouldBlock.into())
+                }), if self.icmp => Input::Unreachable(r),
             };
             let now = self.clock.now();
             timed_out_at = None;
@@ -151,9 +168,21 @@ impl Driver {
                     armed = None;
                 }
                 Input::Datagram(Ok((len, from))) => self.datagram(now, from, len),
+                // With ICMP errors queued, a receive also reports the latest one once: the
+                // error queue has it, and it is read there.
+                Input::Datagram(Err(e)) if self.icmp && icmp::is_queued_error(&e) => {}
                 Input::Datagram(Err(e)) => {
                     self.counters.recv_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, "receive failed");
+                }
+                Input::Unreachable(Ok((to, kind))) => {
+                    if self.node.handle_unreachable(now, to, kind).is_ok() {
+                        tracing::debug!(%to, ?kind, "unreachable: evidence taken");
+                    }
+                }
+                Input::Unreachable(Err(e)) => {
+                    self.counters.recv_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "reading the socket's error queue failed");
                 }
                 Input::Command(Some(cmd)) => self.command(now, cmd),
                 Input::Command(None) => {

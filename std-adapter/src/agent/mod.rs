@@ -6,6 +6,7 @@ mod clock;
 mod command;
 mod driver;
 mod handle;
+mod icmp;
 mod keys;
 
 use std::net::SocketAddr;
@@ -69,6 +70,13 @@ pub struct AgentConfig {
     /// default here, since a library user knows when its service stops; `rumor agent`
     /// uses 1 s, as Serf does.
     pub leave_propagate_delay: Duration,
+    /// Whether ICMP errors (port or host unreachable) answering the agent's datagrams are
+    /// read from the socket (Linux: `IP_RECVERR`) and given to the node as evidence of a
+    /// dead member (`Node::handle_unreachable`): a crashed process on a live host is
+    /// declared failed in about a second instead of a suspicion timeout. On by default;
+    /// off where the platform has no error queue. Turn it off behind a firewall that
+    /// *rejects* the gossip port with port unreachable.
+    pub icmp_evidence: bool,
     /// Seed of the node's random choices; `None` draws one from the OS.
     pub seed: Option<u64>,
     /// Authenticated encryption: every datagram is sealed with the keyring's primary key
@@ -95,6 +103,7 @@ impl AgentConfig {
             protocol: Config::lan(),
             leave_timeout: Duration::from_secs(5),
             leave_propagate_delay: Duration::ZERO,
+            icmp_evidence: true,
             seed: None,
             keyring: None,
             plaintext: Plaintext::Refuse,
@@ -161,6 +170,7 @@ impl Agent {
                 source,
             })?;
         let bound = socket.local_addr().map_err(AgentError::Io)?;
+        let icmp = config.icmp_evidence && icmp::enable(&socket);
         let advertise = advertise_address(config.advertise, bound)?;
         let identity = Identity::new(&config.name, advertise)
             .map_err(AgentError::Name)?
@@ -196,10 +206,11 @@ impl Agent {
             config.leave_timeout,
         )
         .with_leave_propagate_delay(config.leave_propagate_delay)
+        .with_icmp(icmp)
         .with_key_store(KeyStore::new(config.keyring_file.clone()));
         let span = tracing::info_span!("agent", name = %config.name);
         span.in_scope(|| {
-            tracing::info!(bind = %bound, advertise = %advertise, encrypted, "agent started");
+            tracing::info!(bind = %bound, advertise = %advertise, encrypted, icmp, "agent started");
             if plaintext_accepted {
                 tracing::warn!(
                     plaintext = %config.plaintext,

@@ -45,6 +45,7 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
     config.protocol = s.profile.config();
     config.leave_timeout = s.leave_timeout;
     config.leave_propagate_delay = s.leave_propagate_delay;
+    config.icmp_evidence = s.icmp_evidence;
     (config.keyring, config.plaintext, config.keyring_file) = startup_keyring(&s)?;
     let agent = Agent::start(config).await?;
     let handle = agent.handle();

@@ -196,6 +196,10 @@ pub(crate) struct AgentArgs {
     /// act on it before the service behind the agent stops [default: 1s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) leave_propagate_delay: Option<Duration>,
+    /// Ignore ICMP port and host unreachable errors: detect crashed members by suspicion
+    /// timeouts only (behind a firewall that rejects the gossip port).
+    #[arg(long)]
+    pub(crate) no_icmp_evidence: bool,
     /// trace, debug, info, warn or error [default: info].
     #[arg(long, value_name = "LEVEL")]
     pub(crate) log_level: Option<String>,

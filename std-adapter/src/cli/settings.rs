@@ -40,6 +40,7 @@ struct FileConfig {
     parallel_handlers: Option<bool>,
     leave_timeout: Option<String>,
     leave_propagate_delay: Option<String>,
+    icmp_evidence: Option<bool>,
     log_level: Option<String>,
     rpc_addr: Option<String>,
     rpc_token: Option<String>,
@@ -63,6 +64,7 @@ pub(crate) struct Settings {
     pub(crate) renders: Vec<Target>,
     pub(crate) leave_timeout: Duration,
     pub(crate) leave_propagate_delay: Duration,
+    pub(crate) icmp_evidence: bool,
     pub(crate) log_level: LevelFilter,
     pub(crate) rpc_addr: RpcAddr,
     pub(crate) rpc_token: Option<String>,
@@ -208,6 +210,7 @@ impl Settings {
             renders,
             leave_timeout,
             leave_propagate_delay,
+            icmp_evidence: !args.no_icmp_evidence && file.icmp_evidence.unwrap_or(true),
             log_level,
             rpc_addr,
             rpc_token: args.rpc_token.or(file.rpc_token),
@@ -306,6 +309,26 @@ mod tests {
         assert_eq!(s.handler, HandlerSettings::default());
         assert_eq!(s.leave_timeout, Duration::from_secs(5));
         assert_eq!(s.leave_propagate_delay, Duration::from_secs(1));
+        assert!(s.icmp_evidence);
+    }
+
+    #[test]
+    fn icmp_evidence_is_turned_off_by_the_flag_or_the_file() {
+        let off = AgentArgs {
+            no_icmp_evidence: true,
+            ..args()
+        };
+        assert!(!Settings::resolve(off).unwrap().icmp_evidence);
+        assert!(
+            !with_file("icmp_evidence = false", args())
+                .unwrap()
+                .icmp_evidence
+        );
+        assert!(
+            with_file("icmp_evidence = true", args())
+                .unwrap()
+                .icmp_evidence
+        );
     }
 
     #[test]
