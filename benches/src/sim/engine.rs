@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use rumor_core::{Duration, Event, Instant};
+use rumor_core::{Duration, Event, Instant, Unreachable};
 
 use super::queue::Pending;
 use super::{
@@ -147,6 +147,7 @@ impl<N: SimMember> Cluster<N> {
             return;
         }
         let capacity = self.cfg.pause_buffer_bytes;
+        let refused = self.cfg.icmp && matches!(self.nodes[from_node].life, Life::Up);
         match &mut self.nodes[dest].life {
             Life::Up => self.deliver(Some(from_node), dest, from, &bytes),
             Life::Paused {
@@ -160,6 +161,14 @@ impl<N: SimMember> Cluster<N> {
                 } else {
                     self.net.stats_mut().buffer_overflow += 1;
                 }
+            }
+            Life::Crashed if refused => {
+                self.net.stats_mut().to_down_node += 1;
+                self.net.stats_mut().port_unreachable += 1;
+                let (now, node) = (self.now, &mut self.nodes[from_node].node);
+                self.cpu
+                    .time(|| node.handle_unreachable(now, to, Unreachable::Port));
+                self.settle(from_node);
             }
             Life::Crashed | Life::Stopped => self.net.stats_mut().to_down_node += 1,
         }

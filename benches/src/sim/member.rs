@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use rumor_core::{
     Config, DropReason, Event, Identity, Instant, JoinError, Node, Status, Tags, Transmit,
-    UserEventError,
+    Unreachable, UserEventError,
 };
 
 /// One cluster member the simulator can host, driven by the contract of
@@ -64,6 +64,13 @@ pub trait SimMember {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), DropReason>;
+
+    /// Handles the network's report that a datagram sent to `to` could not be delivered
+    /// ([`SimConfig::icmp`](super::SimConfig::icmp)). Ignored by default: an
+    /// implementation without such an input detects crashes by timeouts only.
+    fn handle_unreachable(&mut self, now: Instant, to: SocketAddr, kind: Unreachable) {
+        let _ = (now, to, kind);
+    }
 
     /// Handles whatever is due at `now`.
     fn handle_timeout(&mut self, now: Instant);
@@ -133,6 +140,10 @@ impl<const M: usize, const U: usize> SimMember for Node<M, U> {
         bytes: &[u8],
     ) -> Result<(), DropReason> {
         Node::handle_datagram(self, now, from, bytes)
+    }
+
+    fn handle_unreachable(&mut self, now: Instant, to: SocketAddr, kind: Unreachable) {
+        let _ = Node::handle_unreachable(self, now, to, kind);
     }
 
     fn handle_timeout(&mut self, now: Instant) {

@@ -101,6 +101,12 @@ pub struct SimConfig {
     /// Whether to add up the time spent inside the members ([`Cluster::member_cpu`]); off
     /// by default, as it costs two clock reads per call.
     pub measure_cpu: bool,
+    /// Whether a crashed node's host answers datagrams with ICMP port unreachable, handed
+    /// to the sender ([`SimMember::handle_unreachable`]) when the datagram would have
+    /// arrived, as a real host whose process died does. Off by default: a crash then
+    /// looks like a host gone silent, and the existing baselines stay comparable. A
+    /// paused node never answers (its socket is still open).
+    pub icmp: bool,
 }
 
 /// How much the simulator mirrors, checks and logs after every step.
@@ -128,6 +134,7 @@ impl Default for SimConfig {
             stop_after_leave: true,
             recording: Recording::Full,
             measure_cpu: false,
+            icmp: false,
         }
     }
 }

@@ -114,6 +114,9 @@ pub struct NetStats {
     pub unroutable: u64,
     /// Dropped because the destination is crashed or stopped.
     pub to_down_node: u64,
+    /// Of those, answered with ICMP port unreachable (a crashed node, with
+    /// [`SimConfig::icmp`](super::SimConfig::icmp)).
+    pub port_unreachable: u64,
     /// Dropped because a paused node's receive buffer was full.
     pub buffer_overflow: u64,
 }
