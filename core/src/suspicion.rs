@@ -26,11 +26,6 @@ pub(crate) struct Suspicion {
     /// with no spare bit pattern here, `Option<Suspicion>` gets a tag of its own and
     /// `None` is all zero bytes (see `Node::unconfigured`).
     accuser: Option<NonZeroU16>,
-    /// 1 when this node pinged the suspect as it heard of the suspicion: an ICMP port
-    /// unreachable for it is this node's own evidence (see `node/evidence.rs`). A `u8`,
-    /// not a `bool`: a `bool` would give `Option<Suspicion>` a niche, making `None` non-zero
-    /// and moving a static node from `.bss` to `.data` (flash) on boards.
-    verifying: u8,
 }
 
 /// 16.16 fixed-point log2 of `x` (x >= 1).
@@ -83,18 +78,7 @@ impl Suspicion {
             confirmers: heapless::Vec::new(),
             origin,
             accuser: None,
-            verifying: 0,
         }
-    }
-
-    /// Whether this node pinged the suspect to verify the suspicion.
-    pub(crate) fn verifying(&self) -> bool {
-        self.verifying != 0
-    }
-
-    /// Records that this node pinged the suspect to verify the suspicion.
-    pub(crate) fn set_verifying(&mut self) {
-        self.verifying = 1;
     }
 
     /// Index in the member table of the latest accuser.

@@ -167,7 +167,7 @@ impl<N: SimMember> Cluster<N> {
                 self.net.stats_mut().port_unreachable += 1;
                 let (now, node) = (self.now, &mut self.nodes[from_node].node);
                 self.cpu
-                    .time(|| node.handle_unreachable(now, to, Unreachable::Port));
+                    .time(|| node.handle_unreachable(now, to, Unreachable::Port, &bytes));
                 self.settle(from_node);
             }
             Life::Crashed | Life::Stopped => self.net.stats_mut().to_down_node += 1,

@@ -65,11 +65,17 @@ pub trait SimMember {
         bytes: &[u8],
     ) -> Result<(), DropReason>;
 
-    /// Handles the network's report that a datagram sent to `to` could not be delivered
+    /// Handles the network's report that `datagram`, sent to `to`, could not be delivered
     /// ([`SimConfig::icmp`](super::SimConfig::icmp)). Ignored by default: an
     /// implementation without such an input detects crashes by timeouts only.
-    fn handle_unreachable(&mut self, now: Instant, to: SocketAddr, kind: Unreachable) {
-        let _ = (now, to, kind);
+    fn handle_unreachable(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        kind: Unreachable,
+        datagram: &[u8],
+    ) {
+        let _ = (now, to, kind, datagram);
     }
 
     /// Handles whatever is due at `now`.
@@ -142,8 +148,14 @@ impl<const M: usize, const U: usize> SimMember for Node<M, U> {
         Node::handle_datagram(self, now, from, bytes)
     }
 
-    fn handle_unreachable(&mut self, now: Instant, to: SocketAddr, kind: Unreachable) {
-        let _ = Node::handle_unreachable(self, now, to, kind);
+    fn handle_unreachable(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        kind: Unreachable,
+        datagram: &[u8],
+    ) {
+        let _ = Node::handle_unreachable(self, now, to, kind, datagram);
     }
 
     fn handle_timeout(&mut self, now: Instant) {

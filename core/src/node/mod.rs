@@ -31,6 +31,7 @@ use crate::user_event::{USER_EVENT_NAME_MAX, UserEvent, UserEventError, UserEven
 use crate::wire::MAX_COUNTER;
 
 pub use self::evidence::Unreachable;
+use self::evidence::{VERIFICATIONS, Verification};
 use self::merge::Tombstone;
 use self::probe::Probe;
 use self::sync::SyncSession;
@@ -210,6 +211,8 @@ pub struct Node<const MEMBERS: usize, const UPDATES: usize> {
     verified: [u32; MEMBERS],
     /// Challenges answered recently (see `verify.rs`).
     answered: heapless::Deque<Answered, ANSWERED>,
+    /// Verification pings outstanding (see `evidence.rs`).
+    verifications: [Verification; VERIFICATIONS],
     /// Keys verification, drawn from the seed.
     secret: Secret,
     /// Fingerprints of recent name conflicts (name and other address), so each is
@@ -282,6 +285,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
             evicted: heapless::Deque::new(),
             verified: [0; MEMBERS],
             answered: heapless::Deque::new(),
+            verifications: [Verification::NONE; VERIFICATIONS],
             secret: Secret::ZERO,
             conflicts: heapless::Deque::new(),
             strangers_quiet_until: Instant::ZERO,
@@ -338,6 +342,7 @@ impl<const MEMBERS: usize, const UPDATES: usize> Node<MEMBERS, UPDATES> {
         self.evicted.clear();
         self.verified = [0; MEMBERS];
         self.answered.clear();
+        self.verifications = [Verification::NONE; VERIFICATIONS];
         self.secret = Secret::new(seed);
         self.conflicts.clear();
         self.strangers_quiet_until = Instant::ZERO;

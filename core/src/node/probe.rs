@@ -3,6 +3,7 @@
 //! the period (Lifeguard's local health score scales the period and timeout).
 
 use super::Node;
+use super::evidence::Quote;
 use super::transmit::Outgoing;
 use crate::member::Status;
 use crate::time::{Duration, Instant};
@@ -16,6 +17,8 @@ pub(super) struct Probe {
     pub(super) ack_deadline: Instant,
     pub(super) expected_nacks: u8,
     pub(super) nacks: u8,
+    /// The start of the direct ping as sent, to recognise it quoted in an ICMP error.
+    pub(super) quote: Quote,
     /// [`Probe::ACKED`] and [`Probe::INDIRECT_SENT`]: one byte rather than two `bool`s, so
     /// `Option<Probe>` needs a tag of its own and `None` is all zero bytes (see
     /// [`Node::unconfigured`]).
@@ -122,6 +125,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             ack_deadline: now + self.scaled(self.config.probe_timeout),
             expected_nacks: 0,
             nacks: 0,
+            quote: Quote::NONE,
             flags: 0,
         });
         self.enqueue(Outgoing::Ping {

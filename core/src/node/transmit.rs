@@ -70,6 +70,14 @@ pub(super) enum Outgoing {
         seq: u32,
         target: Name,
     },
+    /// A verification ping to a member suspected on another's word (see `evidence.rs`):
+    /// like a probe's ping, but it never carries updates.
+    Verify {
+        to: SocketAddr,
+        seq: u32,
+        target: Name,
+        suspected: Option<u32>,
+    },
     /// What this node holds about the member `name`, sent to it after a stale claim of
     /// its own (see `self_claims.rs`): one update, nothing piggybacked.
     Contradict {
@@ -89,6 +97,7 @@ impl Outgoing {
             | Outgoing::Gossip { to }
             | Outgoing::Forward { to, .. }
             | Outgoing::Challenge { to, .. }
+            | Outgoing::Verify { to, .. }
             | Outgoing::Contradict { to, .. } => to,
         }
     }
@@ -96,6 +105,12 @@ impl Outgoing {
     fn message(&self) -> Message<'_> {
         match self {
             Outgoing::Ping {
+                seq,
+                target,
+                suspected,
+                ..
+            }
+            | Outgoing::Verify {
                 seq,
                 target,
                 suspected,
@@ -189,6 +204,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
             }
             let len = enc.len();
             if let Some(t) = self.seal(&mut buf[..limit], to, len) {
+                if let Outgoing::Ping { seq, .. } | Outgoing::Verify { seq, .. } = out {
+                    self.remember_quote(seq, &buf[..t.len]);
+                }
                 return Some(t);
             }
         }
@@ -229,6 +247,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
             | Outgoing::Nack { .. }
             | Outgoing::Forward { .. }
             | Outgoing::Challenge { .. }
+            | Outgoing::Verify { .. }
             | Outgoing::Contradict { .. } => Room::Bare,
         }
     }

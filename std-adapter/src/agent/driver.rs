@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rumor_core::{Event, Instant, MAX_DATAGRAM, Tags, Unreachable};
+use rumor_core::{Event, Instant, MAX_DATAGRAM, Tags};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -46,7 +46,7 @@ enum Input {
     Datagram(std::io::Result<(usize, SocketAddr)>),
     Command(Option<Command>),
     /// An ICMP error from the socket's error queue.
-    Unreachable(std::io::Result<(SocketAddr, Unreachable)>),
+    Unreachable(std::io::Result<icmp::QueuedError>),
 }
 
 pub(crate) struct Driver {
@@ -149,10 +149,11 @@ impl Driver {
                 biased;
                 () = &mut sleep, if armed.is_some() => Input::Timer,
                 cmd = self.commands.recv() => Input::Command(cmd),
-                r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
+                // Before datagrams: evidence waiting behind a flood would be stale.
                 r = self.socket.async_io(Interest::ERROR, || {
-                    icmp::read(&self.socket)?.ok_or_else(|| std::io::ErrorKind::WouldBlock.into())
+                    icmp::read(&self.socket).ok_or_else(|| std::io::ErrorKind::WouldBlock.into())
                 }), if self.icmp => Input::Unreachable(r),
+                r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
             };
             let now = self.clock.now();
             timed_out_at = None;
@@ -175,9 +176,14 @@ impl Driver {
                     self.counters.recv_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, "receive failed");
                 }
-                Input::Unreachable(Ok((to, kind))) => {
-                    if self.node.handle_unreachable(now, to, kind).is_ok() {
-                        tracing::debug!(%to, ?kind, "unreachable: evidence taken");
+                Input::Unreachable(Ok(e)) => {
+                    let quoted = &e.quoted[..e.len];
+                    if self
+                        .node
+                        .handle_unreachable(now, e.to, e.kind, quoted)
+                        .is_ok()
+                    {
+                        tracing::debug!(to = %e.to, kind = ?e.kind, "unreachable: evidence taken");
                     }
                 }
                 Input::Unreachable(Err(e)) => {

@@ -4,9 +4,10 @@
 //! datagrams the socket sent (port unreachable from a host whose process is gone, host
 //! unreachable from a failed address resolution) instead of dropping them; the socket then
 //! reports error readiness, and `recvmsg(MSG_ERRQUEUE)` returns each one with the
-//! original destination. The driver hands them to `Node::handle_unreachable`, which acts
-//! only on those that match a ping it has outstanding. Elsewhere the feature is off: no
-//! error is queued and [`read`] never finds one.
+//! original destination and the original datagram as quoted. The driver hands them to
+//! `Node::handle_unreachable`, which acts only on those that quote a ping it has
+//! outstanding. Elsewhere the feature is off: no error is queued and [`read`] never finds
+//! one.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,9 +21,24 @@ pub(crate) fn enable(socket: &UdpSocket) -> bool {
     imp::enable(socket)
 }
 
-/// The next queued error, if any, without blocking: the original destination and what
-/// the network said about it. Errors that are not about reachability are skipped.
-pub(crate) fn read(socket: &UdpSocket) -> io::Result<Option<(SocketAddr, Unreachable)>> {
+/// How much of the original datagram is kept: the core recognises a ping by its first
+/// 32 bytes.
+pub(crate) const QUOTED: usize = 64;
+
+/// One queued error: the original destination, what the network said about it, and the
+/// start of the original datagram (`quoted[..len]`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueuedError {
+    pub(crate) to: SocketAddr,
+    pub(crate) kind: Unreachable,
+    pub(crate) quoted: [u8; QUOTED],
+    pub(crate) len: usize,
+}
+
+/// The next queued error, if any, without blocking. Errors that are not about
+/// reachability are skipped; so is an error the queue cannot give (it is counted as none,
+/// rather than retried for ever).
+pub(crate) fn read(socket: &UdpSocket) -> Option<QueuedError> {
     imp::read(socket)
 }
 
@@ -55,8 +71,9 @@ mod imp {
     use nix::sys::socket::{
         ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
     };
-    use rumor_core::Unreachable;
     use tokio::net::UdpSocket;
+
+    use super::{QUOTED, QueuedError};
 
     pub(super) fn enable(socket: &UdpSocket) -> bool {
         match socket.local_addr() {
@@ -71,9 +88,9 @@ mod imp {
         }
     }
 
-    pub(super) fn read(socket: &UdpSocket) -> io::Result<Option<(SocketAddr, Unreachable)>> {
+    pub(super) fn read(socket: &UdpSocket) -> Option<QueuedError> {
         // The original datagram comes back too: its first bytes are enough.
-        let mut head = [0u8; 64];
+        let mut head = [0u8; QUOTED];
         let mut control = [0u8; 256];
         loop {
             let mut iov = [IoSliceMut::new(&mut head)];
@@ -84,9 +101,13 @@ mod imp {
                 MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
             ) {
                 Ok(msg) => msg,
-                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
-                Err(e) => return Err(io::Error::from(e)),
+                Err(nix::errno::Errno::EAGAIN) => return None,
+                Err(e) => {
+                    tracing::debug!(error = %io::Error::from(e), "reading the socket's error queue failed");
+                    return None;
+                }
             };
+            let len = msg.bytes.min(QUOTED);
             let to = msg.address.and_then(|a| {
                 a.as_sockaddr_in()
                     .map(|v4| SocketAddr::from((v4.ip(), v4.port())))
@@ -103,7 +124,12 @@ mod imp {
                 })
             });
             if let (Some(to), Some(kind)) = (to, errno.and_then(super::kind)) {
-                return Ok(Some((to, kind)));
+                return Some(QueuedError {
+                    to,
+                    kind,
+                    quoted: head,
+                    len,
+                });
             }
         }
     }
@@ -111,17 +137,15 @@ mod imp {
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
-    use std::io;
-    use std::net::SocketAddr;
-
-    use rumor_core::Unreachable;
     use tokio::net::UdpSocket;
+
+    use super::QueuedError;
 
     pub(super) fn enable(_: &UdpSocket) -> bool {
         false
     }
 
-    pub(super) fn read(_: &UdpSocket) -> io::Result<Option<(SocketAddr, Unreachable)>> {
-        Ok(None)
+    pub(super) fn read(_: &UdpSocket) -> Option<QueuedError> {
+        None
     }
 }

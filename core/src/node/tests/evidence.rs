@@ -15,26 +15,37 @@ fn n1_knowing_two() -> N {
     a
 }
 
-/// Every ping `a` sends now: (destination, the suspected incarnation it carries).
-fn pings(a: &mut N, now: Instant) -> Vec<(SocketAddr, Option<u32>)> {
+/// A ping `a` sent: its destination, the suspected incarnation it carries, its bytes.
+struct Sent {
+    to: SocketAddr,
+    suspected: Option<u32>,
+    bytes: Vec<u8>,
+}
+
+/// Every ping `a` sends now.
+fn pings(a: &mut N, now: Instant) -> Vec<Sent> {
     let mut buf = [0u8; 1500];
     let mut out = Vec::new();
     while let Some(t) = a.poll_transmit(now, &mut buf) {
         if let Message::Ping { suspected, .. } = decode(&buf[..t.len], 0).unwrap().message {
-            out.push((t.to, suspected));
+            out.push(Sent {
+                to: t.to,
+                suspected,
+                bytes: buf[..t.len].to_vec(),
+            });
         }
     }
     out
 }
 
-/// Runs `a`'s timers until it pings `to` as its probe; the instant it did.
-fn until_probe_of(a: &mut N, to: SocketAddr) -> Instant {
+/// Runs `a`'s timers until it pings `to` as its probe; the instant it did and the ping.
+fn until_probe_of(a: &mut N, to: SocketAddr) -> (Instant, Vec<u8>) {
     let mut now = Instant::from_secs(1);
     for _ in 0..100 {
         now = a.poll_timeout().unwrap().max(now);
         a.handle_timeout(now);
-        if pings(a, now).iter().any(|(d, _)| *d == to) {
-            return now;
+        if let Some(p) = pings(a, now).into_iter().find(|p| p.to == to) {
+            return (now, p.bytes);
         }
     }
     panic!("no probe of {to}");
@@ -47,8 +58,9 @@ fn status(a: &N, name: &str) -> Status {
 #[test]
 fn port_unreachable_for_the_probe_declares_the_member_failed() {
     let mut a = n1_knowing_two();
-    let t = until_probe_of(&mut a, addr(2));
-    a.handle_unreachable(t, addr(2), Unreachable::Port).unwrap();
+    let (t, ping) = until_probe_of(&mut a, addr(2));
+    a.handle_unreachable(t, addr(2), Unreachable::Port, &ping)
+        .unwrap();
     assert_eq!(status(&a, "n2"), Status::Failed);
     assert_eq!(a.member("n2").unwrap().incarnation(), 3);
     assert_eq!(a.stats().unreachable_evidence, 1);
@@ -58,7 +70,7 @@ fn port_unreachable_for_the_probe_declares_the_member_failed() {
     );
     // Once: the probe is over, so a second report matches nothing.
     assert_eq!(
-        a.handle_unreachable(t, addr(2), Unreachable::Port),
+        a.handle_unreachable(t, addr(2), Unreachable::Port, &ping),
         Err(DropReason::Ignored)
     );
     assert_eq!(a.stats().unreachable_ignored, 1);
@@ -69,36 +81,51 @@ fn evidence_matching_no_outstanding_ping_is_ignored() {
     let mut a = n1_knowing_two();
     let t = Instant::from_secs(1);
     // No probe yet: a forged or stray report accuses nobody.
+    let stray = frame(
+        Message::Ping {
+            seq: 1,
+            target: "n2",
+            suspected: None,
+        },
+        &[],
+    );
     for kind in [Unreachable::Port, Unreachable::Host] {
         assert_eq!(
-            a.handle_unreachable(t, addr(2), kind),
+            a.handle_unreachable(t, addr(2), kind, &stray),
             Err(DropReason::Ignored)
         );
     }
-    // While n2 is probed: a report about another address, even a member's, is ignored.
-    let t = until_probe_of(&mut a, addr(2));
+    // While n2 is probed: a report about another address, even a member's, is ignored;
+    // so is one that quotes another datagram, or too little of the ping.
+    let (t, ping) = until_probe_of(&mut a, addr(2));
     let before = (status(&a, "n2"), status(&a, "n3"));
-    assert_eq!(
-        a.handle_unreachable(t, addr(3), Unreachable::Port),
-        Err(DropReason::Ignored)
-    );
-    assert_eq!(
-        a.handle_unreachable(t, addr(9), Unreachable::Port),
-        Err(DropReason::Ignored)
-    );
-    assert_eq!(a.stats().unreachable_ignored, 4);
+    let mut forged = ping.clone();
+    forged[ping.len().min(32) - 1] ^= 1;
+    for (to, quoted) in [
+        (addr(3), &ping[..]),
+        (addr(9), &ping[..]),
+        (addr(2), &forged[..]),
+        (addr(2), &ping[..ping.len().min(32) - 1]),
+        (addr(2), &[][..]),
+    ] {
+        assert_eq!(
+            a.handle_unreachable(t, to, Unreachable::Port, quoted),
+            Err(DropReason::Ignored)
+        );
+    }
+    assert_eq!(a.stats().unreachable_ignored, 7);
     assert_eq!((status(&a, "n2"), status(&a, "n3")), before);
 }
 
 #[test]
 fn evidence_after_the_ack_is_ignored() {
     let mut a = n1_knowing_two();
-    let t = until_probe_of(&mut a, addr(2));
+    let (t, ping) = until_probe_of(&mut a, addr(2));
     let seq = a.probe.unwrap().seq;
     a.handle_datagram(t, addr(2), &frame(Message::Ack { seq }, &[]))
         .unwrap();
     assert_eq!(
-        a.handle_unreachable(t, addr(2), Unreachable::Port),
+        a.handle_unreachable(t, addr(2), Unreachable::Port, &ping),
         Err(DropReason::Ignored)
     );
     assert_eq!(status(&a, "n2"), Status::Alive);
@@ -107,8 +134,9 @@ fn evidence_after_the_ack_is_ignored() {
 #[test]
 fn host_unreachable_ends_the_probe_with_a_suspicion_not_a_failure() {
     let mut a = n1_knowing_two();
-    let t = until_probe_of(&mut a, addr(2));
-    a.handle_unreachable(t, addr(2), Unreachable::Host).unwrap();
+    let (t, ping) = until_probe_of(&mut a, addr(2));
+    a.handle_unreachable(t, addr(2), Unreachable::Host, &ping)
+        .unwrap();
     assert_eq!(status(&a, "n2"), Status::Suspect);
     assert!(a.probe.is_none(), "no indirect probes to wait for");
     // Our own suspicion: no verification ping (the probe was the ping).
@@ -128,8 +156,13 @@ fn news_of_a_suspicion_is_checked_with_one_ping_of_our_own() {
     a.handle_datagram(t, addr(3), &frame(Message::Gossip, &[suspect]))
         .unwrap();
     assert_eq!(status(&a, "n2"), Status::Suspect);
-    // One ping to n2, telling it it is suspected (a live n2 refutes at once).
-    assert_eq!(pings(&mut a, t), [(addr(2), Some(3))]);
+    // One ping to n2, telling it it is suspected (a live n2 refutes at once), carrying
+    // nothing else.
+    let sent = pings(&mut a, t);
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].to, sent[0].suspected), (addr(2), Some(3)));
+    assert_eq!(decode(&sent[0].bytes, 0).unwrap().updates().count(), 0);
+    let ping = sent[0].bytes.clone();
     // A confirmation from another member sends no second ping.
     let again = Update::Suspect {
         name: "n2",
@@ -142,13 +175,41 @@ fn news_of_a_suspicion_is_checked_with_one_ping_of_our_own() {
     assert_eq!(a.stats().suspicions_verified, 1);
     // Host unreachable for that ping proves nothing (our route may be at fault) ...
     assert_eq!(
-        a.handle_unreachable(t, addr(2), Unreachable::Host),
+        a.handle_unreachable(t, addr(2), Unreachable::Host, &ping),
         Err(DropReason::Ignored)
     );
     assert_eq!(status(&a, "n2"), Status::Suspect);
     // ... port unreachable does: n2's process is gone.
-    a.handle_unreachable(t, addr(2), Unreachable::Port).unwrap();
+    a.handle_unreachable(t, addr(2), Unreachable::Port, &ping)
+        .unwrap();
     assert_eq!(status(&a, "n2"), Status::Failed);
+}
+
+#[test]
+fn an_ack_to_the_verification_ping_ends_it() {
+    let mut a = n1_knowing_two();
+    let t = Instant::from_secs(2);
+    let _ = pings(&mut a, t);
+    let suspect = Update::Suspect {
+        name: "n2",
+        incarnation: 3,
+        from: "n3",
+    };
+    a.handle_datagram(t, addr(3), &frame(Message::Gossip, &[suspect]))
+        .unwrap();
+    let ping = pings(&mut a, t).remove(0).bytes;
+    let Message::Ping { .. } = decode(&ping, 0).unwrap().message else {
+        panic!("a ping");
+    };
+    let seq = a.verifications.iter().map(|v| v.seq).max().unwrap();
+    a.handle_datagram(t, addr(2), &frame(Message::Ack { seq }, &[]))
+        .unwrap();
+    // n2 answered: a later error about that ping proves nothing.
+    assert_eq!(
+        a.handle_unreachable(t, addr(2), Unreachable::Port, &ping),
+        Err(DropReason::Ignored)
+    );
+    assert_eq!(status(&a, "n2"), Status::Suspect);
 }
 
 /// Runs `net` until every up node holds `name` failed; the virtual time that took, or

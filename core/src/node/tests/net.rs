@@ -114,11 +114,10 @@ impl Net {
                 } else if self.refuse_when_down
                     && let Some(i) = self.nodes.iter().position(|n| n.addr == from && n.up)
                 {
-                    let _ = self.nodes[i].node.handle_unreachable(
-                        self.now,
-                        to,
-                        crate::Unreachable::Port,
-                    );
+                    let port = crate::Unreachable::Port;
+                    let _ = self.nodes[i]
+                        .node
+                        .handle_unreachable(self.now, to, port, &bytes);
                     self.drain(i);
                 }
             }
