@@ -57,18 +57,10 @@ fn every_input_of_the_fuzz_corpus_recovers_within_the_bound() {
         let Some((&seed, choices)) = data.split_first() else {
             continue;
         };
-        let mut sim = adversary::target_cluster(u64::from(seed));
-        let frames = adversary::attack(
-            &mut sim,
-            &mut ByteChoices::new(choices),
-            &AttackConfig::default(),
-        );
-        if let Err(violation) = adversary::check_liveness(&mut sim) {
-            panic!(
-                "{}: {violation:?} after {} frames",
-                path.display(),
-                frames.len()
-            );
+        let config = AttackConfig::default();
+        let trial = adversary::trial(u64::from(seed), &mut ByteChoices::new(choices), &config);
+        if let Err((violation, frames)) = trial {
+            panic!("{}: {violation:?} after {frames:#?}", path.display());
         }
     }
 }

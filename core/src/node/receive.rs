@@ -80,14 +80,18 @@ impl<const M: usize, const U: usize> Node<M, U> {
             ) => crate::name::name(name).ok(),
             _ => None,
         };
+        let mut answered = false;
         for update in frame.updates() {
             if history && matches!(update, Update::User { .. }) {
                 continue;
             }
-            let own_claim = own_alive_claim(&update, from, requester.as_ref());
+            // At most one answer per datagram, however many claims it repeats: no
+            // amplification towards a forged source.
+            let own_claim =
+                own_alive_claim(&update, from, requester.as_ref()).filter(|_| !answered);
             self.merge(now, update);
             if let Some((name, incarnation)) = own_claim {
-                self.answer_own_claim(now, from, name, incarnation);
+                answered = self.answer_own_claim(now, from, name, incarnation);
             }
         }
         self.on_message(now, from, frame.message, requester);
@@ -171,6 +175,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
     }
 
     fn on_ack(&mut self, now: Instant, from: SocketAddr, seq: u32) {
+        if self.on_verification_ack(seq) {
+            return;
+        }
         if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
             p.set_acked();
             let target = usize::from(p.target);

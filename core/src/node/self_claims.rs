@@ -34,6 +34,13 @@ pub(super) enum Contradiction {
 }
 
 impl Contradiction {
+    /// The incarnation held.
+    fn incarnation(self) -> u32 {
+        match self {
+            Contradiction::Failed(inc) | Contradiction::Left(inc) => inc,
+        }
+    }
+
     /// The update that tells the member.
     pub(super) fn update(self, name: &str) -> Update<'_> {
         match self {
@@ -75,15 +82,16 @@ impl<const M: usize, const U: usize> Node<M, U> {
     /// Answers the member `name`'s own claim, from `from`, that it is alive at
     /// `incarnation`, once merged: when this node still holds it failed or left, or evicted,
     /// at that incarnation or a higher one, the member is told so (see the module docs).
+    /// Not at the incarnation cap, which the member could not refute. True if answered.
     pub(super) fn answer_own_claim(
         &mut self,
         now: Instant,
         from: SocketAddr,
         name: &str,
         incarnation: u32,
-    ) {
+    ) -> bool {
         if name == self.local_slot().name.as_str() {
-            return;
+            return false;
         }
         let held = match self.find(name).and_then(|i| self.table.get(i)) {
             Some(s) if s.incarnation < incarnation => None,
@@ -97,8 +105,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 .filter(|&evicted_at| incarnation <= evicted_at)
                 .map(Contradiction::Failed),
         };
+        let held = held.filter(|h| h.incarnation() < crate::wire::MAX_COUNTER);
         let (Some(held), Ok(name)) = (held, crate::name::name(name)) else {
-            return;
+            return false;
         };
         self.stats.stale_self_claims_answered += 1;
         self.enqueue(Outgoing::Contradict {
@@ -106,5 +115,6 @@ impl<const M: usize, const U: usize> Node<M, U> {
             name,
             held,
         });
+        true
     }
 }

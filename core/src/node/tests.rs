@@ -292,6 +292,28 @@ fn a_ping_for_another_name_is_ignored() {
     assert!(a.poll_transmit(Instant::ZERO, &mut buf).is_none());
 }
 
+/// `name`'s own first push-pull request, as it sends it: its alive state at `at` only.
+pub(super) fn own_sync_request(
+    name: &str,
+    incarnation: u32,
+    at: SocketAddr,
+    join: bool,
+) -> Vec<u8> {
+    frame(
+        Message::Sync {
+            kind: crate::wire::SyncKind::Request { first: true, join },
+            ltime: 0,
+        },
+        &[Update::State {
+            name,
+            incarnation,
+            addr: WireAddr::from(at),
+            tags: &[],
+            status: crate::wire::WireStatus::Alive,
+        }],
+    )
+}
+
 pub(super) fn alive(name: &str, incarnation: u32, i: u8) -> Vec<u8> {
     let update = Update::Alive {
         name,

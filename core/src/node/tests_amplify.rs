@@ -6,7 +6,7 @@ use std::vec::Vec;
 
 use super::tests::{Net, Peer, addr, frame};
 use super::*;
-use crate::wire::{Message, SyncKind, Update, WireAddr, WireStatus};
+use crate::wire::{Message, SyncKind, Update, WireAddr};
 
 type Big = Node<32, 64>;
 
@@ -73,22 +73,7 @@ fn bare_sync_request() -> Vec<u8> {
 
 /// A join request as a fresh node sends it: its own state only.
 fn join_request(name: &str, at: SocketAddr) -> Vec<u8> {
-    frame(
-        Message::Sync {
-            kind: SyncKind::Request {
-                first: true,
-                join: true,
-            },
-            ltime: 0,
-        },
-        &[Update::State {
-            name,
-            incarnation: 0,
-            addr: WireAddr::from(at),
-            tags: &[],
-            status: WireStatus::Alive,
-        }],
-    )
+    super::tests::own_sync_request(name, 0, at, true)
 }
 
 #[test]

@@ -323,20 +323,28 @@ fn a_reported_failure_makes_room_only_after_the_time_to_refute() {
     );
 }
 
-#[test]
-fn a_member_evicted_to_make_room_is_not_brought_back_by_a_stale_claim() {
+/// [`full_table`] after b failed (at 1 s), c failed (at 2 s) and a newcomer, e, took b's
+/// slot (at 61 s, returned): b is evicted (its tombstone at incarnation 0), and c's slot
+/// may make room.
+pub(in crate::node) fn b_evicted_and_c_failed() -> (Node<4, 8>, Instant) {
     let mut a = full_table();
     let now = Instant::from_secs(1);
     a.handle_datagram(now, addr(3), &suspected_then_failed("b", 0))
         .unwrap();
     let then = now + Duration::from_secs(1);
-    a.handle_datagram(then, addr(2), &suspected_then_failed("c", 0))
+    a.handle_datagram(then, addr(4), &suspected_then_failed("c", 0))
         .unwrap();
     drain_events(&mut a);
     let later = now + Duration::from_secs(60);
     a.handle_datagram(later, addr(5), &alive("e", 0, 5))
         .unwrap();
     assert!(a.member("e").is_some() && a.member("b").is_none());
+    (a, later)
+}
+
+#[test]
+fn a_member_evicted_to_make_room_is_not_brought_back_by_a_stale_claim() {
+    let (mut a, later) = b_evicted_and_c_failed();
     // b's old news, still on its way around the cluster: ignored and counted, although
     // c's slot could make room.
     a.handle_datagram(later, addr(2), &alive("b", 0, 2))
@@ -354,18 +362,7 @@ fn a_member_evicted_to_make_room_is_not_brought_back_by_a_stale_claim() {
 fn a_comeback_after_an_eviction_moves_the_incarnation_at_most_the_window() {
     // Found by the adversary fuzz target: b, evicted at incarnation 0, was squatted by a
     // forged claim near the cap that b itself could never out-bid.
-    let mut a = full_table();
-    let now = Instant::from_secs(1);
-    a.handle_datagram(now, addr(3), &suspected_then_failed("b", 0))
-        .unwrap();
-    let then = now + Duration::from_secs(1);
-    a.handle_datagram(then, addr(4), &suspected_then_failed("c", 0))
-        .unwrap();
-    drain_events(&mut a);
-    let later = now + Duration::from_secs(60);
-    a.handle_datagram(later, addr(5), &alive("e", 0, 5))
-        .unwrap();
-    assert!(a.member("b").is_none());
+    let (mut a, later) = b_evicted_and_c_failed();
     let window = crate::wire::INCARNATION_WINDOW;
     for far in [
         window + 1,

@@ -3,26 +3,11 @@
 //! eviction cannot cut a live member off (issue 10).
 
 use super::*;
-use crate::wire::{SyncKind, decode};
+use crate::wire::decode;
 
-/// `name`'s own push-pull request: its alive state at `addr(i)` first.
+/// `name`'s own push-pull request from `addr(i)`.
 fn own_sync_request(name: &str, incarnation: u32, i: u8) -> Vec<u8> {
-    frame(
-        Message::Sync {
-            kind: SyncKind::Request {
-                first: true,
-                join: false,
-            },
-            ltime: 0,
-        },
-        &[Update::State {
-            name,
-            incarnation,
-            addr: WireAddr::from(addr(i)),
-            tags: &[],
-            status: crate::wire::WireStatus::Alive,
-        }],
-    )
+    super::own_sync_request(name, incarnation, addr(i), false)
 }
 
 /// A `Left` about `name`, as gossip.
@@ -146,23 +131,7 @@ fn claims_relayed_by_others_or_newer_than_the_record_are_not_answered() {
 
 #[test]
 fn a_member_evicted_to_make_room_is_told_and_comes_back_by_refuting() {
-    let mut a: Node<4, 8> =
-        Node::new(Identity::new("a", addr(1)).unwrap(), Config::lan(), 1).unwrap();
-    let now = Instant::from_secs(1);
-    for (name, i) in [("b", 2), ("c", 3), ("d", 4)] {
-        a.handle_datagram(now, addr(i), &alive(name, 0, i)).unwrap();
-    }
-    a.handle_datagram(now, addr(3), &suspected_then_failed("b", 0))
-        .unwrap();
-    // c fails too: its slot will make room for b's comeback.
-    let then = now + Duration::from_secs(1);
-    a.handle_datagram(then, addr(4), &suspected_then_failed("c", 0))
-        .unwrap();
-    while a.poll_event().is_some() {}
-    let later = now + Duration::from_secs(60);
-    a.handle_datagram(later, addr(5), &alive("e", 0, 5))
-        .unwrap();
-    assert!(a.member("b").is_none() && a.member("e").is_some());
+    let (mut a, later) = crate::node::tests_events::b_evicted_and_c_failed();
     let _ = gossip_sent(&mut a, later);
     // b, alive after all, claims so itself at the incarnation it was evicted at.
     a.handle_datagram(later, addr(2), &own_sync_request("b", 0, 2))
@@ -188,4 +157,41 @@ fn a_member_evicted_to_make_room_is_told_and_comes_back_by_refuting() {
     assert!(a.member("c").is_none());
     // Once the tombstone has served, a stale claim is news of nobody: not answered.
     assert_eq!(a.stats().stale_self_claims_answered, 1);
+}
+
+#[test]
+fn a_datagram_repeating_a_claim_gets_one_answer() {
+    let mut a = n1_holding_n2_left();
+    let t = Instant::from_secs(2);
+    let claim = Update::Alive {
+        name: "n2",
+        incarnation: 1,
+        addr: WireAddr::from(addr(2)),
+        tags: &[],
+    };
+    let repeated = frame(Message::Gossip, &[claim; 16]);
+    a.handle_datagram(t, addr(2), &repeated).unwrap();
+    let told = gossip_sent(&mut a, t);
+    assert_eq!(
+        told.iter().filter(|(to, ..)| *to == addr(2)).count(),
+        1,
+        "{told:?}"
+    );
+    assert_eq!(a.stats().stale_self_claims_answered, 1);
+}
+
+#[test]
+fn a_record_at_the_incarnation_cap_is_not_answered() {
+    // The member could not refute it: answering would only feed a futile loop.
+    let mut a = node(1);
+    let t = Instant::from_secs(1);
+    let cap = crate::wire::MAX_COUNTER;
+    a.handle_datagram(t, addr(2), &alive("n2", cap, 2)).unwrap();
+    a.handle_datagram(t, addr(3), &left("n2", cap)).unwrap();
+    assert_eq!(a.member("n2").unwrap().status(), Status::Left);
+    let _ = gossip_sent(&mut a, t);
+    a.handle_datagram(t, addr(2), &own_sync_request("n2", 5, 2))
+        .unwrap();
+    assert!(gossip_sent(&mut a, t).iter().all(|(to, ..)| *to != addr(2)));
+    assert_eq!(a.stats().stale_self_claims_answered, 0);
 }
