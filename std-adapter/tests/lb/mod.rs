@@ -291,7 +291,7 @@ pub struct PhaseCount {
 }
 
 /// An HTTP client sending one request every `gap` through HAProxy, from start to
-/// [`Traffic::finish`] (or at most `limit`), counting per phase.
+/// [`Traffic::finish`] (or at most `limit`), counting each in the phase it was sent in.
 #[derive(Debug)]
 pub struct Traffic {
     phases: Arc<Mutex<Vec<PhaseCount>>>,
@@ -311,9 +311,12 @@ impl Traffic {
             thread::spawn(move || {
                 let end = Instant::now() + limit;
                 while !stop.load(Ordering::SeqCst) && Instant::now() < end {
+                    // A request counts in the phase it was sent in: one that HAProxy
+                    // retries for seconds must not land in the next phase.
+                    let sent_in = phases.lock().unwrap().len() - 1;
                     let result = get(frontend);
                     let mut phases = phases.lock().unwrap();
-                    let p = phases.last_mut().unwrap();
+                    let p = &mut phases[sent_in];
                     match result {
                         Ok(backend) => {
                             p.ok += 1;
