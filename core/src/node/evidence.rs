@@ -17,10 +17,12 @@
 //!   (without waiting for indirect probes), since a fault of this node's own route would
 //!   make every member look unreachable and must not fail them all;
 //! - a verification ping: when this node hears of a suspicion it did not raise, it pings
-//!   the suspect once, with probability `indirect_checks / n` (so a few members check
-//!   each suspicion, not all of them); the ping tells the suspect it is suspected, so a
-//!   live one refutes at once. `Port` for that ping declares the member failed; an ack
-//!   ends it. The others, already suspecting, take the resulting `Failed` at once.
+//!   the suspect once: always when the news is that the member failed (the fast path of a
+//!   crash: the first prober declared it failed on its own evidence), else with
+//!   probability `indirect_checks / n` (a few members check each suspicion, not all of
+//!   them). The ping tells the suspect it is suspected, so a live one refutes at once.
+//!   `Port` for that ping declares the member failed; an ack ends it. Members already
+//!   suspecting it take the resulting `Failed` at once.
 //!
 //! So a crashed process on a live host is declared failed by its first prober, or by the
 //! first verifier, instead of after a suspicion timeout. A process restarted at the same
@@ -199,11 +201,14 @@ impl<const M: usize, const U: usize> Node<M, U> {
         Err(DropReason::Ignored)
     }
 
-    /// Member `i` was just suspected on another member's word: with probability
-    /// `indirect_checks / n`, ping it once, carrying nothing else (see the module docs).
-    pub(super) fn verify_suspicion(&mut self, i: usize) {
+    /// Member `i` was just suspected on another member's word: ping it once, carrying
+    /// nothing else (see the module docs). Always on news that it failed (`failed`: the
+    /// fast path of a crash, where every node must confirm), else with probability
+    /// `indirect_checks / n`.
+    pub(super) fn verify_suspicion(&mut self, i: usize, failed: bool) {
         let n = self.live_count().max(1);
-        if self.rng.below(n) >= usize::from(self.config.indirect_checks) || self.outbox.is_full() {
+        let chosen = failed || self.rng.below(n) < usize::from(self.config.indirect_checks);
+        if !chosen || self.outbox.is_full() {
             return;
         }
         let seq = self.next_seq();

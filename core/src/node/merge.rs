@@ -434,7 +434,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.stats.suspicions += 1;
         self.broadcast(Subject::Member(i as u16));
         if from != self.local_fingerprint() {
-            self.verify_suspicion(i);
+            self.verify_suspicion(i, settled);
         }
     }
 

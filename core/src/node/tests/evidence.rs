@@ -267,3 +267,66 @@ fn a_silent_member_is_still_judged_by_suspicion_timeouts_only() {
     // It is failed in the end, as before.
     assert!(failed_everywhere_within(&mut net, "n5", Duration::from_secs(60)).is_some());
 }
+
+/// n1 knowing n2 to n20 alive.
+fn n1_in_twenty() -> N20 {
+    let mut a = Node::new(Identity::new("n1", addr(1)).unwrap(), Config::lan(), 1).unwrap();
+    let t = Instant::from_secs(1);
+    for i in 2..=20u8 {
+        a.handle_datagram(t, addr(i), &alive(&std::format!("n{i}"), 0, i))
+            .unwrap();
+    }
+    a
+}
+
+type N20 = Node<32, 64>;
+
+fn verification_pings(a: &mut N20, now: Instant) -> usize {
+    let mut buf = [0u8; 1500];
+    let mut n = 0;
+    while let Some(t) = a.poll_transmit(now, &mut buf) {
+        if matches!(
+            decode(&buf[..t.len], 0).unwrap().message,
+            Message::Ping { .. }
+        ) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn a_few_members_check_a_suspicion_but_every_one_checks_a_failure() {
+    let mut a = n1_in_twenty();
+    let t = Instant::from_secs(2);
+    let _ = verification_pings(&mut a, t);
+    // Suspicions of 19 members: about indirect_checks / n of them are checked.
+    for i in 2..=20u8 {
+        let name = std::format!("n{i}");
+        let suspect = Update::Suspect {
+            name: &name,
+            incarnation: 0,
+            from: "n99",
+        };
+        a.handle_datagram(t, addr(3), &frame(Message::Gossip, &[suspect]))
+            .unwrap();
+    }
+    let checked = verification_pings(&mut a, t);
+    assert!(
+        (1..10).contains(&checked),
+        "{checked} of 19 suspicions checked"
+    );
+    // News that a member failed is always checked: the crash's fast path.
+    let mut b = n1_in_twenty();
+    let _ = verification_pings(&mut b, t);
+    for i in 2..=6u8 {
+        let name = std::format!("n{i}");
+        let failed = Update::Failed {
+            name: &name,
+            incarnation: 0,
+        };
+        b.handle_datagram(t, addr(9), &frame(Message::Gossip, &[failed]))
+            .unwrap();
+    }
+    assert_eq!(verification_pings(&mut b, t), 5);
+}
