@@ -143,18 +143,23 @@ fn host_unreachable_ends_the_probe_with_a_suspicion_not_a_failure() {
     assert_eq!(a.stats().suspicions_verified, 0);
 }
 
+/// Gossip from n3 to `a` that `accuser` suspects n2 at incarnation 3.
+fn n2_suspected_by(a: &mut N, t: Instant, accuser: &str) {
+    let suspect = Update::Suspect {
+        name: "n2",
+        incarnation: 3,
+        from: accuser,
+    };
+    a.handle_datagram(t, addr(3), &frame(Message::Gossip, &[suspect]))
+        .unwrap();
+}
+
 #[test]
 fn news_of_a_suspicion_is_checked_with_one_ping_of_our_own() {
     let mut a = n1_knowing_two();
     let t = Instant::from_secs(2);
     let _ = pings(&mut a, t);
-    let suspect = Update::Suspect {
-        name: "n2",
-        incarnation: 3,
-        from: "n3",
-    };
-    a.handle_datagram(t, addr(3), &frame(Message::Gossip, &[suspect]))
-        .unwrap();
+    n2_suspected_by(&mut a, t, "n3");
     assert_eq!(status(&a, "n2"), Status::Suspect);
     // One ping to n2, telling it it is suspected (a live n2 refutes at once), carrying
     // nothing else.
@@ -164,13 +169,7 @@ fn news_of_a_suspicion_is_checked_with_one_ping_of_our_own() {
     assert_eq!(decode(&sent[0].bytes, 0).unwrap().updates().count(), 0);
     let ping = sent[0].bytes.clone();
     // A confirmation from another member sends no second ping.
-    let again = Update::Suspect {
-        name: "n2",
-        incarnation: 3,
-        from: "n4",
-    };
-    a.handle_datagram(t, addr(3), &frame(Message::Gossip, &[again]))
-        .unwrap();
+    n2_suspected_by(&mut a, t, "n4");
     assert!(pings(&mut a, t).is_empty());
     assert_eq!(a.stats().suspicions_verified, 1);
     // Host unreachable for that ping proves nothing (our route may be at fault) ...
@@ -190,13 +189,7 @@ fn an_ack_to_the_verification_ping_ends_it() {
     let mut a = n1_knowing_two();
     let t = Instant::from_secs(2);
     let _ = pings(&mut a, t);
-    let suspect = Update::Suspect {
-        name: "n2",
-        incarnation: 3,
-        from: "n3",
-    };
-    a.handle_datagram(t, addr(3), &frame(Message::Gossip, &[suspect]))
-        .unwrap();
+    n2_suspected_by(&mut a, t, "n3");
     let ping = pings(&mut a, t).remove(0).bytes;
     let Message::Ping { .. } = decode(&ping, 0).unwrap().message else {
         panic!("a ping");
