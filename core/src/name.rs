@@ -62,7 +62,7 @@ pub(crate) const FNV_OFFSET: u32 = 0x811c_9dc5;
 
 /// Folds `bytes` into the FNV-1a hash `h` (start from [`FNV_OFFSET`]). The one small hash
 /// of the crate: names in the table's index, suspicion confirmers, conflict and refusal
-/// memories; user events in the de-duplication window.
+/// memories; user events in the de-duplication window; the pings ICMP errors may quote.
 pub(crate) fn fnv1a(h: u32, bytes: &[u8]) -> u32 {
     bytes
         .iter()

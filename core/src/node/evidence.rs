@@ -33,6 +33,7 @@ use core::net::SocketAddr;
 use super::Node;
 use super::transmit::Outgoing;
 use crate::member::Status;
+use crate::name::{FNV_OFFSET, fnv1a};
 use crate::time::Instant;
 use crate::wire::DropReason;
 
@@ -91,7 +92,7 @@ impl Quote {
     pub(super) fn of(datagram: &[u8]) -> Quote {
         let len = datagram.len().min(QUOTED);
         Quote {
-            hash: hash(&datagram[..len]),
+            hash: fnv1a(FNV_OFFSET, &datagram[..len]),
             len: len as u8,
         }
     }
@@ -99,13 +100,11 @@ impl Quote {
     /// Whether `quoted` (the datagram an ICMP error quotes) starts as the ping did.
     fn matches(self, quoted: &[u8]) -> bool {
         let len = usize::from(self.len);
-        len > 0 && quoted.get(..len).is_some_and(|q| hash(q) == self.hash)
+        len > 0
+            && quoted
+                .get(..len)
+                .is_some_and(|q| fnv1a(FNV_OFFSET, q) == self.hash)
     }
-}
-
-/// FNV-1a of `bytes`.
-fn hash(bytes: &[u8]) -> u32 {
-    crate::name::fnv1a(0x811C_9DC5, bytes)
 }
 
 /// What the network reported about a datagram this node sent (ICMP or ICMPv6
