@@ -170,7 +170,8 @@ impl<const M: usize, const U: usize> Node<M, U> {
         let Ok(name) = crate::name::name(name) else {
             return;
         };
-        if let Some(evicted_at) = self.tombstone(now, &name) {
+        let fp = fingerprint(&name);
+        if let Some(evicted_at) = self.tombstone(now, fp) {
             if inc <= evicted_at {
                 self.stats.evicted_claims_stale += 1;
                 return;
@@ -181,7 +182,6 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 return;
             }
         }
-        let fp = fingerprint(&name);
         let mut pending = Pending::default();
         pending.record(Transition::Joined);
         let slot = Slot {
@@ -234,10 +234,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
         }
     }
 
-    /// The incarnation `name` was evicted at, while its tombstone lasts (until its record
-    /// would have been reaped).
-    pub(super) fn tombstone(&self, now: Instant, name: &str) -> Option<u32> {
-        let fp = fingerprint(name);
+    /// The incarnation the member with name fingerprint `fp` was evicted at, while its
+    /// tombstone lasts (until its record would have been reaped).
+    pub(super) fn tombstone(&self, now: Instant, fp: u32) -> Option<u32> {
         self.evicted
             .iter()
             .find(|t| t.name == fp && now < t.until)

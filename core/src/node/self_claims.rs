@@ -101,7 +101,7 @@ impl<const M: usize, const U: usize> Node<M, U> {
                 Status::Alive | Status::Suspect => None,
             },
             None => self
-                .tombstone(now, name)
+                .tombstone(now, crate::name::fingerprint(name))
                 .filter(|&evicted_at| incarnation <= evicted_at)
                 .map(Contradiction::Failed),
         };
