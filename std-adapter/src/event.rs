@@ -93,17 +93,6 @@ impl AgentEvent {
     /// `user`), or `None` for events handlers are not given (suspicions, refusals,
     /// conflicts, join and leave completion).
     pub fn handler_name(&self) -> Option<&'static str> {
-        self.kind()
-    }
-
-    /// Whether a consumer should act on this event at once rather than coalesce it: a
-    /// member left or failed, so a load balancer should stop sending it traffic now (a
-    /// burst of joins, by contrast, is worth one reload rather than many).
-    pub fn is_removal(&self) -> bool {
-        self.kind().is_some_and(is_removal)
-    }
-
-    fn kind(&self) -> Option<&'static str> {
         Some(match self {
             AgentEvent::MemberJoin { .. } => "member-join",
             AgentEvent::MemberUpdate { .. } => "member-update",
@@ -113,6 +102,13 @@ impl AgentEvent {
             AgentEvent::User(_) => "user",
             _ => return None,
         })
+    }
+
+    /// Whether a consumer should act on this event at once rather than coalesce it: a
+    /// member left or failed, so a load balancer should stop sending it traffic now (a
+    /// burst of joins, by contrast, is worth one reload rather than many).
+    pub fn is_removal(&self) -> bool {
+        self.handler_name().is_some_and(is_removal)
     }
 
     /// The member this event is about, for member events.
