@@ -30,6 +30,7 @@
 
 pub mod agent;
 pub mod atomic_file;
+mod burst;
 mod deadline;
 pub mod event;
 pub mod file_lock;

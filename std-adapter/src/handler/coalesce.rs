@@ -1,8 +1,7 @@
 //! Coalescing member events as Serf does: per member the latest event wins; a batch is
 //! released after a quiet period with no new event, or at the latest after a maximum wait
-//! from its first event. Unlike Serf, a leave or a failure releases the batch at once: a
-//! load balancer must stop sending traffic to a member that is gone, not wait out a quiet
-//! period meant for bursts of joins. A member whose latest event is the one already
+//! from its first event. Unlike Serf, a leave or a failure releases the batch at once (see
+//! `burst.rs`). A member whose latest event is the one already
 //! delivered for it is left out (except updates), so a flapping member does not re-run
 //! handlers for nothing.
 
@@ -11,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::time::{Duration, Instant};
 
 use super::filter::MEMBER_EVENTS as ORDER;
+use crate::burst::Burst;
 use crate::member::MemberInfo;
 
 /// Pending member events for one handler.
@@ -22,10 +22,7 @@ pub(crate) struct Coalescer {
     pending: BTreeMap<String, (&'static str, MemberInfo)>,
     /// Last event type delivered per member.
     delivered: HashMap<String, &'static str>,
-    first: Option<Instant>,
-    last: Option<Instant>,
-    /// When the first removal of the pending batch arrived: the batch is due then.
-    removal: Option<Instant>,
+    burst: Burst,
 }
 
 impl Coalescer {
@@ -35,19 +32,13 @@ impl Coalescer {
             max_wait,
             pending: BTreeMap::new(),
             delivered: HashMap::new(),
-            first: None,
-            last: None,
-            removal: None,
+            burst: Burst::default(),
         }
     }
 
     /// Records a member event.
     pub(crate) fn add(&mut self, now: Instant, kind: &'static str, member: MemberInfo) {
-        self.first.get_or_insert(now);
-        self.last = Some(now);
-        if crate::event::is_removal(kind) {
-            self.removal.get_or_insert(now);
-        }
+        self.burst.add(now, crate::event::is_removal(kind));
         self.pending.insert(member.name.clone(), (kind, member));
     }
 
@@ -58,17 +49,13 @@ impl Coalescer {
 
     /// When the pending batch is due, if there is one.
     pub(crate) fn due_at(&self) -> Option<Instant> {
-        let (first, last) = (self.first?, self.last?);
-        let due = (last + self.quiet).min(first + self.max_wait);
-        Some(self.removal.map_or(due, |r| due.min(r)))
+        self.burst.due_at(self.quiet, self.max_wait)
     }
 
     /// Takes the batch: one `(event type, members)` per type, in a fixed order, leaving
     /// out repeats of what each member last delivered.
     pub(crate) fn take(&mut self) -> Vec<(&'static str, Vec<MemberInfo>)> {
-        self.first = None;
-        self.last = None;
-        self.removal = None;
+        self.burst.clear();
         let mut by_kind: BTreeMap<usize, Vec<MemberInfo>> = BTreeMap::new();
         for (name, (kind, member)) in std::mem::take(&mut self.pending) {
             let repeat = self.delivered.get(&name) == Some(&kind) && kind != "member-update";

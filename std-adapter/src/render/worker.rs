@@ -17,6 +17,7 @@ use super::apply::{Applied, Applier};
 use super::select::sorted_by_name;
 use super::{RenderStats, Target};
 use crate::agent::{EventStream, Handle};
+use crate::burst::Burst;
 use crate::deadline::{earliest, sleep_until};
 use crate::event::AgentEvent;
 
@@ -154,23 +155,15 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self) {
-        let start = Instant::now();
-        // (first, latest) change of the pending burst; the start counts as one.
-        let mut pending = Some((start, start));
-        // A removal in the pending burst: it is due at once (still after the join grace).
-        let mut removal = false;
+        // The pending burst of changes; the start counts as one.
+        let mut pending = Burst::default();
+        pending.add(Instant::now(), false);
         let mut retry: Option<Instant> = None;
         let mut backoff = RETRY_MIN;
         let mut stop = self.stop.clone();
         loop {
             let due = pending
-                .map(|(first, last)| {
-                    if removal {
-                        last
-                    } else {
-                        (last + self.quiet).min(first + self.max_wait)
-                    }
-                })
+                .due_at(self.quiet, self.max_wait)
                 .map(|d| self.hold_until.map_or(d, |h| d.max(h)));
             let due = earliest(due, retry);
             tokio::select! {
@@ -178,16 +171,11 @@ impl Worker {
                 event = self.events.next() => match event {
                     None => break,
                     Some(AgentEvent::Joined { .. }) => self.hold_until = None,
-                    Some(e) if e.member().is_some() => {
-                        let now = Instant::now();
-                        pending = Some(pending.map_or((now, now), |(first, _)| (first, now)));
-                        removal |= e.is_removal();
-                    }
+                    Some(e) if e.member().is_some() => pending.add(Instant::now(), e.is_removal()),
                     Some(_) => {}
                 },
                 () = sleep_until(due), if due.is_some() => {
-                    pending = None;
-                    removal = false;
+                    pending.clear();
                     retry = None;
                     let Some(ok) = self.apply().await else { break };
                     if ok {
