@@ -23,6 +23,11 @@ impl Clock {
         Instant::from_millis(self.origin.elapsed().as_millis() as u64)
     }
 
+    /// `d` as the core counts time (milliseconds, saturating).
+    pub(crate) fn duration(d: Duration) -> rumor_core::Duration {
+        rumor_core::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
     /// The tokio instant of core time `t`.
     pub(crate) fn at(&self, t: Instant) -> tokio::time::Instant {
         self.origin + Duration::from_millis(t.as_millis())

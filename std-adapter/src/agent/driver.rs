@@ -259,10 +259,7 @@ impl Driver {
                     tracing::info!("leaving the cluster");
                     self.node.leave(now);
                     self.leaving = Some(Leaving {
-                        deadline: now
-                            + rumor_core::Duration::from_millis(
-                                self.leave_timeout.as_millis() as u64
-                            ),
+                        deadline: now + Clock::duration(self.leave_timeout),
                         waiters: vec![reply],
                     });
                     self.publish_local();
@@ -447,10 +444,9 @@ impl Driver {
                 if outcome == LeaveOutcome::TimedOut {
                     tracing::warn!("leave timed out before it was fully gossiped");
                 }
-                let delay = rumor_core::Duration::from_millis(
-                    self.leave_propagate_delay.as_millis() as u64,
-                );
-                *self.linger_until.insert(now + delay)
+                *self
+                    .linger_until
+                    .insert(now + Clock::duration(self.leave_propagate_delay))
             }
         };
         if now < until {
