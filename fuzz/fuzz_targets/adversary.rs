@@ -13,13 +13,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&seed, choices)) = data.split_first() else {
         return;
     };
-    let mut sim = adversary::target_cluster(u64::from(seed));
-    let frames = adversary::attack(
-        &mut sim,
-        &mut ByteChoices::new(choices),
-        &AttackConfig::default(),
-    );
-    if let Err(violation) = adversary::check_liveness(&mut sim) {
+    let config = AttackConfig::default();
+    if let Err((violation, frames)) =
+        adversary::trial(u64::from(seed), &mut ByteChoices::new(choices), &config)
+    {
         panic!("{violation:?} after the frames {frames:#?}");
     }
 });
