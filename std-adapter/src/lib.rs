@@ -41,6 +41,7 @@ pub mod member;
 pub mod render;
 pub mod rpc;
 pub mod seeds;
+pub mod service;
 pub mod snapshot;
 mod subprocess;
 mod task;

@@ -101,7 +101,8 @@ pub(crate) async fn run(s: Script<'_>) -> Outcome {
         .process_group(0)
         .kill_on_drop(true);
     crate::handler::without_secrets(cmd.as_std_mut());
-    let mut child = match cmd.spawn() {
+    // Registered until the end of this function, by which time it has been waited for.
+    let (mut child, _registered) = match crate::service::reaper::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => return Outcome::SpawnFailed(e),
     };
