@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::process::{ExitCode, ExitStatus};
 
 use rumor_core::{Keyring, Plaintext};
 use rumor_std::file_lock::FileLock;
@@ -9,7 +10,9 @@ use rumor_std::handler::Handlers;
 use rumor_std::keyring::{KeyringFile, Startup};
 use rumor_std::render::RenderTargets;
 use rumor_std::rpc::RpcServer;
+use rumor_std::service::{self, Service, reaper};
 use rumor_std::{Agent, AgentConfig, Handle, LeaveOutcome, TaskFailed, logging, seeds, snapshot};
+use rustix::process::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::settings::Settings;
@@ -18,13 +21,17 @@ use super::{AgentArgs, CliError, reload, runtime};
 /// Longest wait for a join before the first render.
 const RENDER_JOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) fn run(args: AgentArgs) -> Result<(), CliError> {
+pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, CliError> {
     let settings = Settings::resolve(args.clone())?;
     let logs = logging::init(settings.log_level).map_err(CliError)?;
     runtime()?.block_on(serve(args, settings, logs))
 }
 
-async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Result<(), CliError> {
+async fn serve(
+    args: AgentArgs,
+    mut s: Settings,
+    logs: logging::LogFeed,
+) -> Result<ExitCode, CliError> {
     // Signals first, so that one arriving during start-up is not lost (SIGHUP would
     // otherwise end the process).
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -84,6 +91,22 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
         let _ = rpc_stopped.await;
     }));
 
+    // The service starts before the agent announces it.
+    let mut service = match start_service(&s.command) {
+        Ok(service) => service,
+        Err(e) => {
+            agent.crash();
+            return Err(e);
+        }
+    };
+    let mut forwarded = match &service {
+        Some(_) => Some(Forwarded::listen()?),
+        None => None,
+    };
+    let mut sigchld = reaper::is_init()
+        .then(|| signal(SignalKind::child()))
+        .transpose()?;
+
     rejoin_from_snapshot(&handle, &s).await;
     if !s.join.is_empty() {
         tokio::spawn(seeds::join_with_retry(handle.clone(), s.join.clone()));
@@ -91,17 +114,27 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
 
     let mut stopped = pin!(agent.wait());
     let stop = loop {
-        let stop = tokio::select! {
-            r = &mut stopped => Some(Stop::Stopped(r)),
-            _ = sigint.recv() => Some(Stop::Signal("SIGINT")),
-            _ = sigterm.recv() => Some(Stop::Signal("SIGTERM")),
-            f = handlers.failed() => Some(Stop::Failed(f)),
-            f = renders.failed() => Some(Stop::Failed(f)),
-            _ = sighup.recv() => None,
+        let wake = tokio::select! {
+            r = &mut stopped => Wake::Stop(Stop::Stopped(r)),
+            _ = sigint.recv() => Wake::Stop(Stop::Signal("SIGINT", Signal::INT)),
+            _ = sigterm.recv() => Wake::Stop(Stop::Signal("SIGTERM", Signal::TERM)),
+            f = handlers.failed() => Wake::Stop(Stop::Failed(f)),
+            f = renders.failed() => Wake::Stop(Stop::Failed(f)),
+            status = service_exit(&mut service) => Wake::Stop(Stop::ServiceExited(status)),
+            _ = sighup.recv() => Wake::Reload,
+            sig = forward_next(&mut forwarded) => Wake::Forward(sig),
+            _ = child_exits(&mut sigchld) => Wake::Reap,
         };
-        match stop {
-            Some(stop) => break stop,
-            None => {
+        match wake {
+            Wake::Stop(stop) => break stop,
+            Wake::Forward(sig) => forward(&service, sig),
+            Wake::Reap => {
+                let n = reaper::reap_orphans();
+                tracing::debug!(reaped = n, "reaped orphaned processes");
+            }
+            Wake::Reload => {
+                // A service run by the agent gets the hangup too (a reload, by custom).
+                forward(&service, Signal::HUP);
                 let running = reload::Running {
                     handle: &handle,
                     logs: &logs,
@@ -113,6 +146,8 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
             }
         }
     };
+    // The signal the service gets once the cluster has let go of it.
+    let mut service_signal = Signal::TERM;
     let (agent_result, mut failure) = match stop {
         Stop::Stopped(r) => (r, None),
         leaving => {
@@ -121,10 +156,15 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
                     tracing::error!(error = %f, "leaving the cluster, then exiting with a failure");
                     Some(f)
                 }
-                Stop::Signal(name) => {
+                Stop::Signal(name, sig) => {
                     tracing::info!(
                         "{name} received: leaving the cluster (send it again to exit at once)"
                     );
+                    service_signal = sig;
+                    None
+                }
+                Stop::ServiceExited(status) => {
+                    tracing::warn!(status = %describe(&status), "the service exited: leaving the cluster");
                     None
                 }
                 Stop::Stopped(_) => None,
@@ -141,6 +181,9 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
                 Some(Err(e)) => tracing::warn!(error = %e, "leave failed"),
                 None => {
                     rpc_task.abort();
+                    if let Some(service) = &mut service {
+                        let _ = service.stop(service_signal, s.stop_timeout).await;
+                    }
                     return Err(CliError(
                         "second signal: exited before the leave completed".into(),
                     ));
@@ -148,6 +191,12 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
             }
             (stopped.await, failure)
         }
+    };
+    let service_status = match &mut service {
+        Some(service) => {
+            Some(drain_and_stop(service, service_signal, &s, &mut sigint, &mut sigterm).await)
+        }
+        None => None,
     };
     // Let a `leave` request that stopped the agent get its answer.
     let _ = stop_rpc.send(());
@@ -158,9 +207,11 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
             failure.get_or_insert(e);
         }
     }
-    match failure {
-        Some(f) => Err(CliError(f.to_string())),
-        None => Ok(()),
+    match (failure, service_status) {
+        (Some(f), _) => Err(CliError(f.to_string())),
+        (None, Some(Ok(status))) => Ok(ExitCode::from(service::exit_code(status))),
+        (None, Some(Err(e))) => Err(CliError(format!("cannot wait for the service: {e}"))),
+        (None, None) => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -168,10 +219,125 @@ async fn serve(args: AgentArgs, mut s: Settings, logs: logging::LogFeed) -> Resu
 enum Stop {
     /// The agent stopped by itself (an RPC `leave`), or its task failed.
     Stopped(Result<(), TaskFailed>),
-    /// SIGINT or SIGTERM: leave.
-    Signal(&'static str),
+    /// SIGINT or SIGTERM: leave, then pass the signal on to the service.
+    Signal(&'static str, Signal),
     /// The handlers' or a render target's task failed: leave, then exit with a failure.
     Failed(TaskFailed),
+    /// The service run by the agent exited: leave, then exit with its status.
+    ServiceExited(std::io::Result<ExitStatus>),
+}
+
+/// What woke the agent's main loop.
+enum Wake {
+    Stop(Stop),
+    /// SIGHUP: reload the config.
+    Reload,
+    /// A signal meant for the service.
+    Forward(Signal),
+    /// SIGCHLD while the agent is PID 1: reap orphans.
+    Reap,
+}
+
+/// Starts the service of `rumor agent ... -- CMD`, if there is one.
+fn start_service(command: &[String]) -> Result<Option<Service>, CliError> {
+    let Some(program) = command.first() else {
+        return Ok(None);
+    };
+    let service = Service::spawn(command)
+        .map_err(|e| CliError(format!("cannot start the service `{program}`: {e}")))?;
+    tracing::info!(pid = service.id(), ?command, "service started");
+    Ok(Some(service))
+}
+
+/// The service's exit; never, without a service or once it has been seen to exit.
+async fn service_exit(service: &mut Option<Service>) -> std::io::Result<ExitStatus> {
+    match service {
+        Some(s) if s.id().is_some() => s.wait().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// Passes `sig` on to the service, if there is one.
+fn forward(service: &Option<Service>, sig: Signal) {
+    if let Some(s) = service {
+        tracing::debug!(?sig, "forwarding a signal to the service");
+        s.signal(sig);
+    }
+}
+
+/// The signals the agent passes on to its service untouched (besides SIGHUP, which also
+/// reloads the agent, and SIGINT and SIGTERM, which reach the service after the drain).
+struct Forwarded {
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    winch: tokio::signal::unix::Signal,
+}
+
+impl Forwarded {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Forwarded {
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
+            quit: signal(SignalKind::quit())?,
+            winch: signal(SignalKind::window_change())?,
+        })
+    }
+}
+
+/// The next signal to forward; never without a service.
+async fn forward_next(forwarded: &mut Option<Forwarded>) -> Signal {
+    let Some(f) = forwarded else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = f.usr1.recv() => Signal::USR1,
+        _ = f.usr2.recv() => Signal::USR2,
+        _ = f.quit.recv() => Signal::QUIT,
+        _ = f.winch.recv() => Signal::WINCH,
+    }
+}
+
+/// The next SIGCHLD; never when the agent is not PID 1.
+async fn child_exits(sigchld: &mut Option<tokio::signal::unix::Signal>) {
+    match sigchld {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Once the agent has left (and its leave-propagate delay has passed): lets the service
+/// serve for the drain time, then stops it with `sig` (SIGKILL after the stop timeout).
+/// A second SIGINT or SIGTERM cuts the drain short.
+async fn drain_and_stop(
+    service: &mut Service,
+    sig: Signal,
+    s: &Settings,
+    sigint: &mut tokio::signal::unix::Signal,
+    sigterm: &mut tokio::signal::unix::Signal,
+) -> std::io::Result<ExitStatus> {
+    if service.id().is_some() {
+        tracing::info!(drain = ?s.drain_time, "left: draining the service before stopping it");
+        tokio::select! {
+            () = tokio::time::sleep(s.drain_time) => {},
+            _ = sigint.recv() => tracing::info!("SIGINT: drain cut short"),
+            _ = sigterm.recv() => tracing::info!("SIGTERM: drain cut short"),
+            status = service.wait() => return status,
+        }
+    }
+    let status = service.stop(sig, s.stop_timeout).await;
+    tracing::info!(status = %describe(&status), "the service stopped");
+    status
+}
+
+/// An exit status as a log line shows it.
+fn describe(status: &std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
 
 /// Claims the destinations of `targets` not in `held` (all or none).

@@ -73,10 +73,10 @@ enum Command {
     Render(render::RenderArgs),
 }
 
-/// Runs the parsed command.
-pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {
-        Command::Agent(a) => agent::run(*a),
+/// Runs the parsed command; the exit code is the service's with `rumor agent ... -- CMD`, else 0.
+pub(crate) fn run(cli: Cli) -> Result<std::process::ExitCode, CliError> {
+    let done = match cli.command {
+        Command::Agent(a) => return agent::run(*a),
         Command::Demo(d) => demo::run(d),
         Command::Members(a) => client::members(a),
         Command::Join(a) => client::join(a),
@@ -89,7 +89,8 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keygen => keys::keygen(),
         Command::Keys(a) => keys::keys(a),
         Command::Render(a) => render::run(a),
-    }
+    };
+    done.map(|()| std::process::ExitCode::SUCCESS)
 }
 
 /// Timing profile of the protocol.
@@ -200,6 +201,15 @@ pub(crate) struct AgentArgs {
     /// timeouts only (behind a firewall that rejects the gossip port).
     #[arg(long)]
     pub(crate) no_icmp_evidence: bool,
+    /// With a service after `--`: how long it keeps serving once the agent's leave has
+    /// spread (and the leave-propagate delay has passed), so that the balancer can drain
+    /// it before it is signalled [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) drain_time: Option<Duration>,
+    /// With a service after `--`: how long it may take to exit once signalled before its
+    /// process group is killed [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) stop_timeout: Option<Duration>,
     /// trace, debug, info, warn or error [default: info].
     #[arg(long, value_name = "LEVEL")]
     pub(crate) log_level: Option<String>,
@@ -234,6 +244,12 @@ pub(crate) struct AgentArgs {
     /// keyring file's, else refuse].
     #[arg(long, value_name = "POLICY", value_parser = parse_plaintext)]
     pub(crate) plaintext: Option<rumor_core::Plaintext>,
+    /// The service this agent announces, run as its child: `rumor agent [FLAGS] -- CMD
+    /// [ARGS...]`. Signals are forwarded to it; SIGTERM or SIGINT first make the agent
+    /// leave, then wait for --drain-time, then reach the service; the agent exits with the
+    /// service's status, and leaves if the service exits first.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
 }
 
 /// `rumor members` flags.
@@ -363,6 +379,9 @@ pub(crate) struct DemoArgs {
     /// Also print the agents' logs (to stderr) at this level.
     #[arg(long, default_value = "off", value_name = "LEVEL")]
     pub(crate) log_level: String,
+    /// Show the rendered HAProxy config only, even if `haproxy` is on the PATH.
+    #[arg(long)]
+    pub(crate) no_haproxy: bool,
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -41,6 +41,10 @@ struct FileConfig {
     leave_timeout: Option<String>,
     leave_propagate_delay: Option<String>,
     icmp_evidence: Option<bool>,
+    drain_time: Option<String>,
+    stop_timeout: Option<String>,
+    #[serde(default)]
+    command: Vec<String>,
     log_level: Option<String>,
     rpc_addr: Option<String>,
     rpc_token: Option<String>,
@@ -65,6 +69,10 @@ pub(crate) struct Settings {
     pub(crate) leave_timeout: Duration,
     pub(crate) leave_propagate_delay: Duration,
     pub(crate) icmp_evidence: bool,
+    /// The service run as the agent's child (empty: none).
+    pub(crate) command: Vec<String>,
+    pub(crate) drain_time: Duration,
+    pub(crate) stop_timeout: Duration,
     pub(crate) log_level: LevelFilter,
     pub(crate) rpc_addr: RpcAddr,
     pub(crate) rpc_token: Option<String>,
@@ -160,6 +168,23 @@ impl Settings {
             "leave_propagate_delay",
             Duration::from_secs(1),
         )?;
+        let drain_time = duration(
+            args.drain_time,
+            file.drain_time,
+            "drain_time",
+            Duration::from_secs(1),
+        )?;
+        let stop_timeout = duration(
+            args.stop_timeout,
+            file.stop_timeout,
+            "stop_timeout",
+            Duration::from_secs(10),
+        )?;
+        let command = if args.command.is_empty() {
+            file.command
+        } else {
+            args.command
+        };
         let log_level = logging::parse_level(
             args.log_level
                 .or(file.log_level)
@@ -211,6 +236,9 @@ impl Settings {
             leave_timeout,
             leave_propagate_delay,
             icmp_evidence: !args.no_icmp_evidence && file.icmp_evidence.unwrap_or(true),
+            command,
+            drain_time,
+            stop_timeout,
             log_level,
             rpc_addr,
             rpc_token: args.rpc_token.or(file.rpc_token),
