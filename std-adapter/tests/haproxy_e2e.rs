@@ -3,7 +3,8 @@
 //! HAProxy in master-worker mode whose agent renders the lab's template and applies
 //! changes through the runtime API (SIGUSR2 for other changes); an HTTP client sending
 //! requests through HAProxy throughout. A fourth backend joins, one leaves with SIGTERM,
-//! one crashes (`kill -9` of its agent and its server), then a template error and a
+//! a fifth runs its web server as its agent's child and is stopped by a SIGTERM to the
+//! agent alone (it must be drained before its server stops), one crashes (`kill -9` of its agent and its server), then a template error and a
 //! config refused by `haproxy -c`. Failed requests are counted and printed per phase,
 //! with the time from the crash to the removal from rotation.
 
@@ -37,25 +38,42 @@ impl Node {
     fn start(dir: &Path, name: &str, seed: SocketAddr) -> Node {
         let ip = loopback_ip();
         let http = Backend::start(name, ip);
-        let (gossip, rpc) = free_ports(ip);
-        let port = http.addr.port().to_string();
-        let agent = Agent::start(
-            dir,
-            name,
-            SocketAddr::from((ip, gossip)),
-            SocketAddr::from((ip, rpc)),
-            Place::Host,
-            &args(&[
-                "--tag",
-                "role=backend",
-                "--tag",
-                &format!("port={port}"),
-                "--join",
-                &seed.to_string(),
-            ]),
-        );
+        let agent = backend_agent(dir, name, ip, http.addr.port(), seed, &[]);
         Node { http, agent }
     }
+}
+
+/// The agent of a backend on `ip` serving on `port`, joined to `seed`, with `extra`
+/// arguments at the end.
+fn backend_agent(
+    dir: &Path,
+    name: &str,
+    ip: Ipv4Addr,
+    port: u16,
+    seed: SocketAddr,
+    extra: &[&str],
+) -> Agent {
+    let (gossip, rpc) = free_ports(ip);
+    let mut a = args(&["--tag", "role=backend", "--tag", &format!("port={port}")]);
+    a.extend(args(&["--join", &seed.to_string()]));
+    a.extend(args(extra));
+    Agent::start(
+        dir,
+        name,
+        SocketAddr::from((ip, gossip)),
+        SocketAddr::from((ip, rpc)),
+        Place::Host,
+        &a,
+    )
+}
+
+/// A backend whose agent runs the lab's web application as its child (`-- CMD`).
+fn child_mode_backend(dir: &Path, name: &str, seed: SocketAddr) -> Agent {
+    let ip = loopback_ip();
+    let port = lb::free_port(ip);
+    let bind = format!("{ip}:{port}");
+    let webapp = env!("CARGO_BIN_EXE_rumor-lab-webapp");
+    backend_agent(dir, name, ip, port, seed, &["--", webapp, &bind, name])
 }
 
 /// Waits until exactly `names` are in rotation; panics with the logs otherwise.
@@ -196,6 +214,22 @@ fn haproxy_end_to_end_backends_join_leave_and_crash_behind_a_real_haproxy() {
     nodes[1].http.stop();
     std::thread::sleep(Duration::from_secs(1));
     let graceful = traffic.current();
+
+    traffic.phase("web-5 joins, its web server the agent's child");
+    let mut web5 = child_mode_backend(dir, "web-5", ha.gossip);
+    let with_web5 = ["web-1", "web-3", "web-4", "web-5"];
+    expect_rotation(&haproxy, &ha, &with_web5, limit);
+    traffic.phase("web-5 SIGTERM to the agent only (drained, then stopped)");
+    web5.signal(rustix::process::Signal::TERM);
+    let status = web5.wait_exit(limit);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(128 + 15),
+        "web-5 exits with its web server's status (ended by SIGTERM):\n{}",
+        web5.log_text()
+    );
+    expect_rotation(&haproxy, &ha, &["web-1", "web-3", "web-4"], limit);
+    std::thread::sleep(Duration::from_secs(1));
 
     traffic.phase("web-3 kill -9 (agent and server)");
     let crash = Instant::now();

@@ -272,8 +272,14 @@ pub fn get(frontend: SocketAddr) -> Result<String, String> {
     }
     answer
         .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
+        .map(|(_, body)| lab_host(body).unwrap_or(body).to_owned())
         .ok_or_else(|| "no body".into())
+}
+
+/// The `host` of the lab web application's JSON answer (`{"hello":...,"host":"web-1",...}`).
+fn lab_host(body: &str) -> Option<&str> {
+    let (_, rest) = body.split_once("\"host\":\"")?;
+    rest.split_once('"').map(|(host, _)| host)
 }
 
 /// Requests and failures of one phase.
