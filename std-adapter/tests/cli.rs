@@ -1,5 +1,6 @@
 //! The `rumor` command's contract: bad flags exit 2, errors are one line and exit 1, the
-//! config file works and flags override it, and `rumor demo` runs to a summary.
+//! config file works and flags override it, and `rumor demo` runs to a summary (with a
+//! real HAProxy following the cluster when one is installed).
 
 mod common;
 
@@ -212,13 +213,15 @@ fn monitor_streams_events_and_logs() {
     drop(b);
 }
 
-#[test]
-fn demo_runs_to_its_summary() {
+/// Runs `rumor demo --nodes 4` with `extra` flags; its stdout, after checking it exited 0
+/// with the membership summary.
+fn demo(extra: &[&str]) -> String {
     let out = Command::new(RUMOR)
         .args(["demo", "--nodes", "4"])
+        .args(extra)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}\n{}",
@@ -232,6 +235,74 @@ fn demo_runs_to_its_summary() {
     assert!(
         text.contains("leave of node-3  marked left by 2/2 survivors"),
         "{text}"
+    );
+    text
+}
+
+#[test]
+fn demo_runs_to_its_summary() {
+    let text = demo(&["--no-haproxy"]);
+    assert!(text.contains("apt-get install haproxy"), "{text}");
+    // The rendered backend follows the join, the crash and the leave.
+    assert!(text.contains("rendered by node-1 into"), "{text}");
+    for change in [
+        "+ server node-4 127.0.0.1:",
+        "- server node-4 127.0.0.1:",
+        "- server node-3 127.0.0.1:",
+    ] {
+        assert!(text.contains(change), "{change}: {text}");
+    }
+    assert!(!text.contains("requests through HAProxy"), "{text}");
+}
+
+/// With HAProxy installed (scripts/test installs it), the demo runs one and counts the
+/// requests through it; none fails while a node leaves gracefully.
+#[test]
+fn demo_shows_haproxy_following_the_cluster() {
+    let installed = Command::new("haproxy").arg("-v").output();
+    assert!(
+        installed.is_ok_and(|o| o.status.success()),
+        "haproxy is not installed: run `apt-get install -y haproxy` (scripts/test does)"
+    );
+    let text = demo(&[]);
+    assert!(
+        text.contains("HAProxy (master-worker, runtime API) listens on http://127."),
+        "{text}"
+    );
+    assert!(
+        text.contains("    retry-on conn-failure empty-response"),
+        "{text}"
+    );
+    assert!(text.contains("+ server node-4 127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("phase              answered failed retried"),
+        "{text}"
+    );
+    // Each row: phase name, answered, failed, retried, answers per backend.
+    let row = |phase: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("  {phase} ")) && !l.contains('"'))
+            .unwrap_or_else(|| panic!("no row for {phase}: {text}"));
+        line[2 + phase.len()..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    for phase in [
+        "2 backends",
+        "node-4 joins",
+        "node-4 crashes",
+        "node-3 leaves",
+    ] {
+        let r = row(phase);
+        assert!(r[0].parse::<u64>().unwrap() > 0, "{phase} answered: {text}");
+    }
+    assert!(row("node-4 joins").contains(&"node-4".to_owned()), "{text}");
+    assert_eq!(
+        row("node-3 leaves")[1],
+        "0",
+        "failed during the leave: {text}"
     );
 }
 
