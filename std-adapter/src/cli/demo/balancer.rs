@@ -3,14 +3,15 @@
 //! PATH, applies each change to a real HAProxy through its runtime API.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumor_std::render::{
-    ApiReload, DEFAULT_SERVER_OPTIONS, Endpoint, HaproxyBackend, Reload, Renderer, RuntimeApi,
-    Target, split_backend,
+    ApiReload, DEFAULT_SERVER_OPTIONS, Endpoint, HaproxyBackend, LiveServer, Reload, Renderer,
+    RuntimeApi, Target, split_backend,
 };
 
 use super::CliError;
@@ -74,12 +75,15 @@ impl Haproxy {
         use std::os::unix::process::CommandExt;
         let log = cfg.with_extension("log");
         let out = std::fs::File::create(&log)?;
+        let args = [
+            OsStr::new("-W"),
+            "-f".as_ref(),
+            cfg.as_ref(),
+            "-p".as_ref(),
+            pid_file.as_ref(),
+        ];
         let child = Command::new("haproxy")
-            .arg("-W")
-            .arg("-f")
-            .arg(cfg)
-            .arg("-p")
-            .arg(pid_file)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -225,30 +229,15 @@ impl Balancer {
         names: &[String],
         since: Instant,
     ) -> Result<(), CliError> {
-        let want: BTreeSet<&str> = names.iter().map(String::as_str).collect();
         let cfg = self.target.dest.clone();
-        let text = poll(
-            || {
-                let cfg = cfg.clone();
-                blocking(move || std::fs::read_to_string(cfg).ok())
-            },
-            |text: &String| {
-                split_backend(text, BACKEND).is_ok_and(|f| {
-                    f.servers
-                        .iter()
-                        .map(|s| s.server.name.as_str())
-                        .collect::<BTreeSet<_>>()
-                        == want
-                })
-            },
-        )
-        .await
-        .ok_or_else(|| {
-            CliError(format!(
-                "the rendered backend did not become {names:?} within {} s",
-                FOLLOW_TIMEOUT.as_secs()
-            ))
-        })?;
+        let read = move || std::fs::read_to_string(&cfg).ok();
+        let text = until_servers(names, "the rendered backend", read, |text: &String| {
+            split_backend(text, BACKEND).map_or_else(
+                |_| Vec::new(),
+                |f| f.servers.into_iter().map(|s| s.server.name).collect(),
+            )
+        })
+        .await?;
         let rendered = since.elapsed();
         self.print_section(&text);
         if self.haproxy.is_none() {
@@ -259,27 +248,17 @@ impl Balancer {
             return Ok(());
         }
         let api = self.api.clone();
-        poll(
-            || {
-                let api = api.clone();
-                blocking(move || api.servers(BACKEND).ok())
-            },
-            |servers: &Vec<rumor_std::render::LiveServer>| {
-                servers
-                    .iter()
-                    .filter(|s| !s.maint && !s.drain)
-                    .map(|s| s.name.as_str())
-                    .collect::<BTreeSet<_>>()
-                    == want
+        let read = move || api.servers(BACKEND).ok();
+        until_servers(
+            names,
+            "HAProxy's servers in rotation",
+            read,
+            |live: &Vec<LiveServer>| {
+                let up = live.iter().filter(|s| !s.maint && !s.drain);
+                up.map(|s| s.name.clone()).collect()
             },
         )
-        .await
-        .ok_or_else(|| {
-            CliError(format!(
-                "HAProxy's servers in rotation did not become {names:?} within {} s",
-                FOLLOW_TIMEOUT.as_secs()
-            ))
-        })?;
+        .await?;
         println!(
             "    (rendered {:.2} s after the change, in HAProxy through its runtime API after {:.2} s, no reload)",
             rendered.as_secs_f64(),
@@ -344,20 +323,28 @@ impl Balancer {
     }
 }
 
-/// Calls `read` every [`POLL`] until its value passes `done`, for at most
-/// [`FOLLOW_TIMEOUT`].
-async fn poll<T, F>(read: impl Fn() -> F, done: impl Fn(&T) -> bool) -> Option<T>
-where
-    F: std::future::Future<Output = Option<T>>,
-{
+/// Calls `read` (a blocking call) every [`POLL`] until the server names `names` finds in
+/// its value are `want`, for at most [`FOLLOW_TIMEOUT`]; `what` names them in the error.
+async fn until_servers<T: Send + 'static>(
+    want: &[String],
+    what: &str,
+    read: impl Fn() -> Option<T> + Clone + Send + 'static,
+    names: impl Fn(&T) -> Vec<String>,
+) -> Result<T, CliError> {
+    let want: BTreeSet<&String> = want.iter().collect();
     let deadline = Instant::now() + FOLLOW_TIMEOUT;
     while Instant::now() < deadline {
-        if let Some(v) = read().await.filter(|v| done(v)) {
-            return Some(v);
+        if let Some(v) = blocking(read.clone()).await
+            && names(&v).iter().collect::<BTreeSet<_>>() == want
+        {
+            return Ok(v);
         }
         tokio::time::sleep(POLL).await;
     }
-    None
+    Err(CliError(format!(
+        "{what} did not become {want:?} within {} s",
+        FOLLOW_TIMEOUT.as_secs()
+    )))
 }
 
 /// The global, defaults and frontend sections: loopback only, the stats socket at `sock`.
