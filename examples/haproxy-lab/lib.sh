@@ -15,6 +15,8 @@ tag=rl$$
 br=$tag-br
 nss=()
 work=""
+# The template ha's agent renders haproxy.cfg from.
+template=$here/ha/haproxy.cfg.hb
 
 # lab_cleanup: kills every process of the lab's namespaces, deletes them and $work.
 lab_cleanup() {
@@ -89,7 +91,7 @@ start_ha() {
 # $work/ha.pid. Its state (config, snapshot) stays in $work/ha-state across restarts.
 launch_ha() {
   ip netns exec "$tag-ha" env LAB_RUN="$work/ha" LAB_STATE="$work/ha-state" \
-    LAB_TEMPLATE="$here/ha/haproxy.cfg.hb" RUMOR="$RUMOR" NODE_NAME=ha \
+    LAB_TEMPLATE="$template" RUMOR="$RUMOR" NODE_NAME=ha \
     "$here/ha/start.sh" >>"$work/ha.log" 2>&1 &
   echo $! >"$work/ha.pid"
   disown

@@ -22,10 +22,12 @@
 #
 #   | phase | sent | failed | seconds to haproxy.cfg change (join: to first answer) |
 #
-#   measure.sh [--runs N] [--rate R] [--steady S] [--settle S]
+#   measure.sh [--runs N] [--rate R] [--steady S] [--settle S] [--template FILE]
 #
 # --runs N (default 1) builds and measures the lab N times, one after the other, and
-# prints one summary with each run's figures ("run 1 / run 2 / ..."). RUMOR, WEBAPP and
+# prints one summary with each run's figures ("run 1 / run 2 / ..."). --template FILE: ha
+# renders haproxy.cfg from FILE, not ha/haproxy.cfg.hb (seed-lab.cfg.hb has the Serf lab's
+# backend lines, without the retries on another server and faster checks). RUMOR, WEBAPP and
 # LOAD name the binaries (target/release/..., built with cargo when not given). Needs root,
 # iproute2 and haproxy; exits 77 when network namespaces cannot be created here.
 set -euo pipefail
@@ -44,8 +46,9 @@ while [ $# -gt 0 ]; do
     --rate) rate=$2; shift 2 ;;
     --steady) steady=$2; shift 2 ;;
     --settle) settle=$2; shift 2 ;;
+    --template) template=$(realpath "$2"); shift 2 ;;
     --results) results=$2; shift 2 ;; # one run's summary rows (TSV), for --runs
-    *) echo "usage: measure.sh [--runs N] [--rate R] [--steady S] [--settle S]" >&2; exit 2 ;;
+    *) echo "usage: measure.sh [--runs N] [--rate R] [--steady S] [--settle S] [--template FILE]" >&2; exit 2 ;;
   esac
 done
 
@@ -74,11 +77,12 @@ if [ "$runs" -gt 1 ]; then
   files=()
   for ((i = 1; i <= runs; i++)); do
     echo "=== run $i of $runs"
-    "$0" --rate "$rate" --steady "$steady" --settle "$settle" --results "$out/$i.tsv"
+    "$BASH" "$here/measure.sh" --rate "$rate" --steady "$steady" --settle "$settle" --template "$template" \
+      --results "$out/$i.tsv"
     files+=("$out/$i.tsv")
   done
   echo
-  echo "=== $runs runs, $rate requests/s ($(date -u +%Y-%m-%d), $(nproc) cores)"
+  echo "=== $runs runs, $rate requests/s, ${template#"$root"/} ($(date -u +%Y-%m-%d), $(nproc) cores)"
   summary "${files[@]}"
   exit 0
 fi
