@@ -27,9 +27,14 @@ fi
 haproxy -W -f "$cfg" -p "$LAB_RUN/haproxy.pid" &
 haproxy=$!
 
+# Joins render once the membership has been quiet for 200 ms (not the default 1 s): the
+# runtime API adds a server without a reload, so a new backend serves within a second of
+# starting, and a burst of joins still makes one change (at most 3 s after the first).
+# Leaves and failures render at once whatever the setting.
 render="{ renderer = \"template\", dest = \"$cfg\", template = \"$LAB_TEMPLATE\",
   tags = [\"role=backend\"], check = \"haproxy -c -f {staged}\", reload = \"runtime-api\",
-  socket = \"$LAB_RUN/haproxy.sock\", pid_file = \"$LAB_RUN/haproxy.pid\" }"
+  socket = \"$LAB_RUN/haproxy.sock\", pid_file = \"$LAB_RUN/haproxy.pid\",
+  coalesce_quiet = \"200ms\" }"
 "$RUMOR" agent --node "$NODE_NAME" --tag role=balancer --render "$render" \
   --snapshot "$LAB_STATE/rumor.snapshot" "$@" &
 agent=$!
