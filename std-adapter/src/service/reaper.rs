@@ -7,20 +7,26 @@
 //! that also guards [`reap_orphans`]: a zombie is reaped only if the agent did not start
 //! it, and a child cannot exit unnoticed between its start and its registration.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use rustix::process::{Pid, WaitOptions, waitpid};
 use tokio::process::{Child, Command};
 
 /// Most `/proc` entries one scan looks at, so a scan is bounded whatever the host runs.
 const MAX_SCAN: usize = 65_536;
+/// Shortest time between two scans: a burst of SIGCHLDs costs one scan, and the agent's
+/// single-threaded runtime keeps gossiping.
+const SCAN_GAP: Duration = Duration::from_millis(100);
 
-/// Processes the agent started and tokio waits for.
-static STARTED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+/// Processes the agent started and tokio waits for, with how many guards hold each
+/// process ID (a reused ID may be held twice for a moment: by the guard of a child that
+/// tokio already reaped, and by its successor's).
+static STARTED: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
 
-fn started() -> MutexGuard<'static, BTreeSet<i32>> {
+fn started() -> MutexGuard<'static, BTreeMap<i32, u32>> {
     STARTED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -32,7 +38,13 @@ pub(crate) struct Registered(Option<i32>);
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            started().remove(&pid);
+            let mut started = started();
+            if let Some(n) = started.get_mut(&pid) {
+                *n -= 1;
+                if *n == 0 {
+                    started.remove(&pid);
+                }
+            }
         }
     }
 }
@@ -45,7 +57,7 @@ pub(crate) fn spawn(cmd: &mut Command) -> io::Result<(Child, Registered)> {
     let child = cmd.spawn()?;
     let pid = child.id().and_then(|p| i32::try_from(p).ok());
     if let Some(pid) = pid {
-        started.insert(pid);
+        *started.entry(pid).or_default() += 1;
     }
     Ok((child, Registered(pid)))
 }
@@ -77,7 +89,7 @@ fn reap_among(pids: impl Iterator<Item = i32>) -> usize {
             continue;
         }
         let started = started();
-        if started.contains(&pid) {
+        if started.contains_key(&pid) {
             continue;
         }
         let Some(p) = Pid::from_raw(pid) else {
@@ -88,6 +100,22 @@ fn reap_among(pids: impl Iterator<Item = i32>) -> usize {
         }
     }
     reaped
+}
+
+/// Reaps orphans on every SIGCHLD (at most one scan per [`SCAN_GAP`]), for as long as
+/// the agent runs: spawn it when [`is_init`]. `sigchld` is registered by the caller
+/// before it starts any child, so no exit goes unnoticed; one scan runs at once.
+pub async fn reap_forever(mut sigchld: tokio::signal::unix::Signal) {
+    loop {
+        let n = reap_orphans();
+        if n > 0 {
+            tracing::debug!(reaped = n, "reaped orphaned processes");
+        }
+        tokio::time::sleep(SCAN_GAP).await;
+        if sigchld.recv().await.is_none() {
+            return;
+        }
+    }
 }
 
 /// Whether `/proc/PID/stat` shows a zombie whose parent is `parent`.
