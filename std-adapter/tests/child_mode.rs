@@ -13,13 +13,14 @@ use common::{Agent, RUMOR, args, expect_status, join_args, wait_for};
 use rustix::process::Signal;
 
 /// A service script: it appends `up` to LOG, each signal it is sent (`usr1`, `hup`,
-/// `term`) as it arrives, exits `exit_code` on SIGTERM, and exits 5 by itself once
-/// the file `GO` exists.
+/// `term`, `quit`) as it arrives, exits `exit_code` on SIGTERM or SIGQUIT, and exits 5
+/// by itself once the file `GO` exists.
 fn service(log: &Path, go: &Path, exit_code: u8) -> Vec<String> {
     let (log, go) = (log.display(), go.display());
     let script = format!(
         "trap 'echo usr1 >> {log}' USR1; trap 'echo hup >> {log}' HUP; \
-         trap 'echo term >> {log}; exit {exit_code}' TERM; echo up >> {log}; \
+         trap 'echo term >> {log}; exit {exit_code}' TERM; \
+         trap 'echo quit >> {log}; exit {exit_code}' QUIT; echo up >> {log}; \
          while [ ! -e {go} ]; do sleep 0.05; done; echo done >> {log}; exit 5"
     );
     args(&["--", "sh", "-c", &script])
@@ -76,8 +77,9 @@ fn start_svc(s: &Setup, flags: &[&str], exit_code: u8) -> Agent {
     svc
 }
 
-#[test]
-fn sigterm_leaves_first_then_drains_then_stops_the_service_with_its_status() {
+/// The stop signal `sig` makes the agent leave, drain, then pass `sig` on: the service
+/// writes `line` and exits 3, and so does the agent.
+fn leaves_first_then_drains_then_passes_on(sig: Signal, line: &str) {
     let s = setup();
     let drain = Duration::from_millis(1500);
     let mut svc = start_svc(
@@ -86,10 +88,10 @@ fn sigterm_leaves_first_then_drains_then_stops_the_service_with_its_status() {
         3,
     );
     let signalled = Instant::now();
-    svc.signal(Signal::TERM);
+    svc.signal(sig);
     expect_status(&[&s.observer], "svc", "left", Duration::from_secs(10));
     assert!(
-        !lines(&s.log).contains(&"term".to_owned()),
+        !lines(&s.log).contains(&line.to_owned()),
         "the service was signalled before the cluster saw the leave: {:?}",
         lines(&s.log)
     );
@@ -107,7 +109,18 @@ fn sigterm_leaves_first_then_drains_then_stops_the_service_with_its_status() {
         "not the service's status:\n{}",
         svc.log_text()
     );
-    assert_eq!(lines(&s.log), ["up", "term"], "{}", svc.log_text());
+    assert_eq!(lines(&s.log), ["up", line], "{}", svc.log_text());
+}
+
+#[test]
+fn sigterm_leaves_first_then_drains_then_stops_the_service_with_its_status() {
+    leaves_first_then_drains_then_passes_on(Signal::TERM, "term");
+}
+
+/// Some images stop with SIGQUIT (nginx's graceful stop): it drains as SIGTERM does.
+#[test]
+fn sigquit_is_a_stop_signal_too() {
+    leaves_first_then_drains_then_passes_on(Signal::QUIT, "quit");
 }
 
 #[test]
@@ -285,7 +298,85 @@ fn as_pid_1_the_agent_reaps_orphans_and_exits_with_the_services_status() {
     rustix::process::kill_process(pid, Signal::TERM).unwrap();
     let status = wait_for(Duration::from_secs(20), || unshare.try_wait().unwrap())
         .unwrap_or_else(|| panic!("the agent did not exit after SIGTERM:\n{}", log()));
-    assert_eq!(status.code(), Some(128 + 15), "{}", log());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the service ended by the SIGTERM passed on to it: exit 0\n{}",
+        log()
+    );
+}
+
+/// Whether `/proc/PID/status` shows SIGTERM blocked.
+fn blocks_sigterm(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+}
+
+/// As PID 1, a signal with no handler is dropped: a SIGTERM that arrives while the agent
+/// still starts (here: while it waits to read its config from a FIFO) must still make it
+/// leave and stop the service, not be lost.
+#[test]
+fn as_pid_1_a_sigterm_during_start_up_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("config.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let ip = common::loopback_ip();
+    let (g, r) = common::free_ports(ip);
+    let unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child", RUMOR])
+        .args(["agent", "--node", "init", "--config"])
+        .arg(&fifo)
+        .args([
+            "--bind",
+            &format!("{ip}:{g}"),
+            "--rpc-addr",
+            &format!("{ip}:{r}"),
+        ])
+        .args(["--leave-propagate-delay", "0s", "--drain-time", "0s"])
+        .args(["--", "sleep", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("init.log")).unwrap())
+        .spawn()
+        .expect("run unshare");
+    let mut unshare = KillOnDrop(unshare);
+    let unshare = &mut unshare.0;
+    let log = || std::fs::read_to_string(dir.path().join("init.log")).unwrap_or_default();
+    let agent = wait_for(Duration::from_secs(10), || {
+        if let Ok(Some(status)) = unshare.try_wait() {
+            return Some(Err(status));
+        }
+        children_of(unshare.id())
+            .first()
+            .map(|(pid, _, _)| Ok(*pid))
+    });
+    let agent = match agent {
+        Some(Ok(pid)) => pid,
+        Some(Err(status)) => {
+            eprintln!(
+                "SKIPPED: cannot make a PID namespace here ({status}): {}",
+                log()
+            );
+            return;
+        }
+        None => panic!("no agent under unshare:\n{}", log()),
+    };
+    // Blocked on the FIFO by now: with SIGTERM held, or (without the fix) after 2 s.
+    let _ = wait_for(Duration::from_secs(2), || {
+        blocks_sigterm(agent).then_some(())
+    });
+    let pid = rustix::process::Pid::from_raw(agent as i32).unwrap();
+    rustix::process::kill_process(pid, Signal::TERM).unwrap();
+    std::fs::write(&fifo, "leave_timeout = \"2s\"\n").unwrap();
+    let status = wait_for(Duration::from_secs(20), || unshare.try_wait().unwrap())
+        .unwrap_or_else(|| panic!("the SIGTERM sent during start-up was lost:\n{}", log()));
+    assert_eq!(status.code(), Some(0), "{}", log());
+    assert!(log().contains("SIGTERM received"), "{}", log());
 }
 
 /// A child process killed (by PID) and reaped when the test ends, however it ends.

@@ -10,7 +10,7 @@ use rumor_std::handler::Handlers;
 use rumor_std::keyring::{KeyringFile, Startup};
 use rumor_std::render::RenderTargets;
 use rumor_std::rpc::RpcServer;
-use rumor_std::service::{self, Service, reaper};
+use rumor_std::service::{Service, reaper};
 use rumor_std::{Agent, AgentConfig, Handle, LeaveOutcome, TaskFailed, logging, seeds, snapshot};
 use rustix::process::Signal;
 use tokio::signal::unix::{SignalKind, signal};
@@ -22,21 +22,35 @@ use super::{AgentArgs, CliError, reload, runtime};
 const RENDER_JOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, CliError> {
+    // Held until every signal the agent handles has its handler: as PID 1, a signal with
+    // no handler would be dropped, and otherwise it would end the agent with its service
+    // orphaned.
+    let held = HeldSignals::hold()?;
     let settings = Settings::resolve(args.clone())?;
     let logs = logging::init(settings.log_level).map_err(CliError)?;
-    runtime()?.block_on(serve(args, settings, logs))
+    runtime()?.block_on(serve(args, settings, logs, held))
 }
 
 async fn serve(
     args: AgentArgs,
     mut s: Settings,
     logs: logging::LogFeed,
+    held: HeldSignals,
 ) -> Result<ExitCode, CliError> {
     // Signals first, so that one arriving during start-up is not lost (SIGHUP would
-    // otherwise end the process).
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    // otherwise end the process). With a service, SIGQUIT stops it gracefully too (the
+    // stop signal of some images, nginx's), and SIGUSR1, SIGUSR2 and SIGWINCH are
+    // forwarded to it.
+    let mut stops = StopSignals::listen(!s.command.is_empty())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let mut forwarded = match s.command.is_empty() {
+        true => None,
+        false => Some(Forwarded::listen()?),
+    };
+    if reaper::is_init() {
+        tokio::spawn(reaper::reap_forever(signal(SignalKind::child())?));
+    }
+    held.release()?;
     // Files two agents must not share, claimed before anything touches them.
     let _state_locks = [(&s.snapshot, "snapshot"), (&s.keyring_file, "keyring file")]
         .into_iter()
@@ -99,13 +113,6 @@ async fn serve(
             return Err(e);
         }
     };
-    let mut forwarded = match &service {
-        Some(_) => Some(Forwarded::listen()?),
-        None => None,
-    };
-    let mut sigchld = reaper::is_init()
-        .then(|| signal(SignalKind::child()))
-        .transpose()?;
 
     rejoin_from_snapshot(&handle, &s).await;
     if !s.join.is_empty() {
@@ -116,22 +123,16 @@ async fn serve(
     let stop = loop {
         let wake = tokio::select! {
             r = &mut stopped => Wake::Stop(Stop::Stopped(r)),
-            _ = sigint.recv() => Wake::Stop(Stop::Signal("SIGINT", Signal::INT)),
-            _ = sigterm.recv() => Wake::Stop(Stop::Signal("SIGTERM", Signal::TERM)),
+            (name, sig) = stops.recv() => Wake::Stop(Stop::Signal(name, sig)),
             f = handlers.failed() => Wake::Stop(Stop::Failed(f)),
             f = renders.failed() => Wake::Stop(Stop::Failed(f)),
             status = service_exit(&mut service) => Wake::Stop(Stop::ServiceExited(status)),
             _ = sighup.recv() => Wake::Reload,
             sig = forward_next(&mut forwarded) => Wake::Forward(sig),
-            _ = child_exits(&mut sigchld) => Wake::Reap,
         };
         match wake {
             Wake::Stop(stop) => break stop,
             Wake::Forward(sig) => forward(&service, sig),
-            Wake::Reap => {
-                let n = reaper::reap_orphans();
-                tracing::debug!(reaped = n, "reaped orphaned processes");
-            }
             Wake::Reload => {
                 // A service run by the agent gets the hangup too (a reload, by custom).
                 forward(&service, Signal::HUP);
@@ -170,10 +171,7 @@ async fn serve(
                 Stop::Stopped(_) => None,
             };
             let second = async {
-                tokio::select! {
-                    _ = sigint.recv() => {},
-                    _ = sigterm.recv() => {},
-                }
+                stops.recv().await;
             };
             match first_of(handle.leave(), second).await {
                 Some(Ok(LeaveOutcome::Complete)) => tracing::info!("left the cluster"),
@@ -193,9 +191,7 @@ async fn serve(
         }
     };
     let service_status = match &mut service {
-        Some(service) => {
-            Some(drain_and_stop(service, service_signal, &s, &mut sigint, &mut sigterm).await)
-        }
+        Some(service) => Some(drain_and_stop(service, service_signal, &s, &mut stops).await),
         None => None,
     };
     // Let a `leave` request that stopped the agent get its answer.
@@ -209,7 +205,9 @@ async fn serve(
     }
     match (failure, service_status) {
         (Some(f), _) => Err(CliError(f.to_string())),
-        (None, Some(Ok(status))) => Ok(ExitCode::from(service::exit_code(status))),
+        (None, Some(Ok(status))) => Ok(ExitCode::from(
+            service.as_ref().map_or(0, |svc| svc.exit_code(status)),
+        )),
         (None, Some(Err(e))) => Err(CliError(format!("cannot wait for the service: {e}"))),
         (None, None) => Ok(ExitCode::SUCCESS),
     }
@@ -234,8 +232,83 @@ enum Wake {
     Reload,
     /// A signal meant for the service.
     Forward(Signal),
-    /// SIGCHLD while the agent is PID 1: reap orphans.
-    Reap,
+}
+
+/// The signals [`run`] holds (blocks) until [`serve`] has a handler for each.
+const HANDLED: [nix::sys::signal::Signal; 7] = {
+    use nix::sys::signal::Signal as S;
+    [
+        S::SIGINT,
+        S::SIGTERM,
+        S::SIGHUP,
+        S::SIGQUIT,
+        S::SIGUSR1,
+        S::SIGUSR2,
+        S::SIGWINCH,
+    ]
+};
+
+/// [`HANDLED`], blocked on this thread (and on the threads it starts) until released.
+struct HeldSignals(nix::sys::signal::SigSet);
+
+impl HeldSignals {
+    fn hold() -> Result<Self, CliError> {
+        let set = HANDLED.into_iter().collect();
+        nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            Some(&set),
+            None,
+        )
+        .map_err(|e| CliError(format!("cannot block signals during start-up: {e}")))?;
+        Ok(HeldSignals(set))
+    }
+
+    /// Unblocks them: one that arrived meanwhile is delivered now, to its handler, or with
+    /// its default action if it has none here (SIGQUIT and the forwarded ones without a
+    /// service).
+    fn release(self) -> Result<(), CliError> {
+        nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+            Some(&self.0),
+            None,
+        )
+        .map_err(|e| CliError(format!("cannot unblock signals: {e}")))
+    }
+}
+
+/// The signals that make the agent leave: SIGINT and SIGTERM, and SIGQUIT too when it
+/// runs a service (which then gets the same signal after the drain).
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    quit: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen(with_service: bool) -> std::io::Result<Self> {
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            quit: with_service
+                .then(|| signal(SignalKind::quit()))
+                .transpose()?,
+        })
+    }
+
+    /// The next stop signal, by name.
+    async fn recv(&mut self) -> (&'static str, Signal) {
+        let quit = async {
+            match &mut self.quit {
+                Some(q) => q.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.int.recv() => ("SIGINT", Signal::INT),
+            _ = self.term.recv() => ("SIGTERM", Signal::TERM),
+            _ = quit => ("SIGQUIT", Signal::QUIT),
+        }
+    }
 }
 
 /// Starts the service of `rumor agent ... -- CMD`, if there is one.
@@ -266,11 +339,10 @@ fn forward(service: &Option<Service>, sig: Signal) {
 }
 
 /// The signals the agent passes on to its service untouched (besides SIGHUP, which also
-/// reloads the agent, and SIGINT and SIGTERM, which reach the service after the drain).
+/// reloads the agent, and the [`StopSignals`], which reach the service after the drain).
 struct Forwarded {
     usr1: tokio::signal::unix::Signal,
     usr2: tokio::signal::unix::Signal,
-    quit: tokio::signal::unix::Signal,
     winch: tokio::signal::unix::Signal,
 }
 
@@ -279,7 +351,6 @@ impl Forwarded {
         Ok(Forwarded {
             usr1: signal(SignalKind::user_defined1())?,
             usr2: signal(SignalKind::user_defined2())?,
-            quit: signal(SignalKind::quit())?,
             winch: signal(SignalKind::window_change())?,
         })
     }
@@ -293,37 +364,24 @@ async fn forward_next(forwarded: &mut Option<Forwarded>) -> Signal {
     tokio::select! {
         _ = f.usr1.recv() => Signal::USR1,
         _ = f.usr2.recv() => Signal::USR2,
-        _ = f.quit.recv() => Signal::QUIT,
         _ = f.winch.recv() => Signal::WINCH,
-    }
-}
-
-/// The next SIGCHLD; never when the agent is not PID 1.
-async fn child_exits(sigchld: &mut Option<tokio::signal::unix::Signal>) {
-    match sigchld {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending().await,
     }
 }
 
 /// Once the agent has left (and its leave-propagate delay has passed): lets the service
 /// serve for the drain time, then stops it with `sig` (SIGKILL after the stop timeout).
-/// A second SIGINT or SIGTERM cuts the drain short.
+/// Another stop signal cuts the drain short.
 async fn drain_and_stop(
     service: &mut Service,
     sig: Signal,
     s: &Settings,
-    sigint: &mut tokio::signal::unix::Signal,
-    sigterm: &mut tokio::signal::unix::Signal,
+    stops: &mut StopSignals,
 ) -> std::io::Result<ExitStatus> {
     if service.id().is_some() {
         tracing::info!(drain = ?s.drain_time, "left: draining the service before stopping it");
         tokio::select! {
             () = tokio::time::sleep(s.drain_time) => {},
-            _ = sigint.recv() => tracing::info!("SIGINT: drain cut short"),
-            _ = sigterm.recv() => tracing::info!("SIGTERM: drain cut short"),
+            (name, _) = stops.recv() => tracing::info!("{name}: drain cut short"),
             status = service.wait() => return status,
         }
     }

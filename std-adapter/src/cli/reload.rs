@@ -42,6 +42,10 @@ pub(crate) async fn reload(args: &AgentArgs, current: &mut Settings, running: Ru
             Err(e) => tracing::warn!(error = %e, "log level not changed"),
         }
     }
+    if (new.drain_time, new.stop_timeout) != (current.drain_time, current.stop_timeout) {
+        tracing::info!(drain_time = ?new.drain_time, stop_timeout = ?new.stop_timeout, "service stop timing changed");
+        (current.drain_time, current.stop_timeout) = (new.drain_time, new.stop_timeout);
+    }
     if new.tags != current.tags {
         match rumor_std::tags_from_map(&new.tags) {
             Ok(tags) => match running.handle.set_tags(&tags).await {
@@ -98,6 +102,12 @@ fn start_only_changes(a: &Settings, b: &Settings) -> Vec<&'static str> {
         ("profile", a.profile != b.profile),
         ("snapshot", a.snapshot != b.snapshot),
         ("leave_timeout", a.leave_timeout != b.leave_timeout),
+        (
+            "leave_propagate_delay",
+            a.leave_propagate_delay != b.leave_propagate_delay,
+        ),
+        ("icmp_evidence", a.icmp_evidence != b.icmp_evidence),
+        ("command", a.command != b.command),
         ("rpc_addr", a.rpc_addr != b.rpc_addr),
         ("rpc_token", a.rpc_token != b.rpc_token),
         ("encrypt", a.encrypt != b.encrypt),
