@@ -220,89 +220,107 @@ fn children_of(parent: u32) -> Vec<(u32, char, String)> {
     found
 }
 
+/// A `rumor agent` as PID 1 of a PID namespace of its own (`unshare`), logging to
+/// `init.log` in its directory; killed with the namespace when the test ends.
+struct InitAgent {
+    dir: tempfile::TempDir,
+    unshare: KillOnDrop,
+    /// The agent's process ID on the host.
+    pid: u32,
+}
+
+impl InitAgent {
+    /// Starts `rumor agent --node init ARGS...` as PID 1 (`ARGS` ends with `-- CMD`);
+    /// `None` (after saying SKIPPED) where PID namespaces cannot be made. `before` runs in
+    /// the agent's directory first (to make a FIFO, say).
+    fn start(args: &[&str], before: impl FnOnce(&Path)) -> Option<InitAgent> {
+        let dir = tempfile::tempdir().unwrap();
+        before(dir.path());
+        let ip = common::loopback_ip();
+        let (g, r) = common::free_ports(ip);
+        let child = Command::new("unshare")
+            // --kill-child: if the test fails, killing unshare ends the namespace.
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child", RUMOR])
+            .args(["agent", "--node", "init", "--bind", &format!("{ip}:{g}")])
+            .args(["--rpc-addr", &format!("{ip}:{r}")])
+            .args(["--leave-propagate-delay", "0s", "--drain-time", "0s"])
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("init.log")).unwrap())
+            .spawn()
+            .expect("run unshare");
+        let mut unshare = KillOnDrop(child);
+        // The agent: the child of unshare (PID 1 inside).
+        let found = wait_for(Duration::from_secs(10), || {
+            if let Ok(Some(status)) = unshare.0.try_wait() {
+                return Some(Err(status));
+            }
+            children_of(unshare.0.id())
+                .first()
+                .map(|(pid, _, _)| Ok(*pid))
+        });
+        let log = std::fs::read_to_string(dir.path().join("init.log")).unwrap_or_default();
+        match found {
+            Some(Ok(pid)) => Some(InitAgent { dir, unshare, pid }),
+            Some(Err(status)) => {
+                eprintln!("SKIPPED: cannot make a PID namespace here ({status}): {log}");
+                None
+            }
+            None => panic!("no agent under unshare:\n{log}"),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("init.log")).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+
+    /// The exit status of the namespace (the agent's), within 20 s.
+    fn exit(&mut self) -> std::process::ExitStatus {
+        wait_for(Duration::from_secs(20), || {
+            self.unshare.0.try_wait().unwrap()
+        })
+        .unwrap_or_else(|| panic!("the agent did not exit:\n{}", self.log()))
+    }
+}
+
 /// As PID 1 (a container's init), the agent reaps the orphans handed to it: the service
 /// leaves a background `sleep 0.3` behind, which becomes the agent's child and, once it
 /// exits, must not stay a zombie.
 #[test]
 fn as_pid_1_the_agent_reaps_orphans_and_exits_with_the_services_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let ip = common::loopback_ip();
-    let (g, r) = common::free_ports(ip);
-    let unshare = Command::new("unshare")
-        // --kill-child: if the test fails, killing unshare ends the namespace.
-        .args(["--pid", "--fork", "--mount-proc", "--kill-child", RUMOR])
-        .args(["agent", "--node", "init"])
-        .args([
-            "--bind",
-            &format!("{ip}:{g}"),
-            "--rpc-addr",
-            &format!("{ip}:{r}"),
-        ])
-        .args(["--leave-propagate-delay", "0s", "--drain-time", "0s"])
-        .args(["--", "sh", "-c", "(sleep 0.3 &); exec sleep 60"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("init.log")).unwrap())
-        .spawn()
-        .expect("run unshare");
-    let mut unshare = KillOnDrop(unshare);
-    let unshare = &mut unshare.0;
-    let log = || std::fs::read_to_string(dir.path().join("init.log")).unwrap_or_default();
-    // The agent: the child of unshare (PID 1 inside).
-    let agent = wait_for(Duration::from_secs(10), || {
-        if let Ok(Some(status)) = unshare.try_wait() {
-            return Some(Err(status));
-        }
-        children_of(unshare.id())
-            .into_iter()
-            .find(|(_, _, cmd)| cmd.contains("agent"))
-            .map(|(pid, _, _)| Ok(pid))
-    });
-    let agent = match agent {
-        Some(Ok(pid)) => pid,
-        Some(Err(status)) => {
-            eprintln!(
-                "SKIPPED: cannot make a PID namespace here ({status}): {}",
-                log()
-            );
-            return;
-        }
-        None => panic!("no agent under unshare:\n{}", log()),
+    let service = ["--", "sh", "-c", "(sleep 0.3 &); exec sleep 60"];
+    let Some(mut init) = InitAgent::start(&service, |_| {}) else {
+        return;
     };
+    let is_orphan =
+        |(_, state, cmd): &(u32, char, String)| cmd.starts_with("sleep 0.3") || *state == 'Z';
     // The orphan shows up under the agent, exits, and is reaped.
     let orphan = wait_for(Duration::from_secs(10), || {
-        children_of(agent)
-            .into_iter()
-            .find(|(_, state, cmd)| cmd.starts_with("sleep 0.3") || *state == 'Z')
+        children_of(init.pid).into_iter().find(is_orphan)
     });
-    assert!(
-        orphan.is_some(),
-        "the orphan never came to the agent:\n{}",
-        log()
-    );
+    assert!(orphan.is_some(), "the orphan never came:\n{}", init.log());
     let reaped = wait_for(Duration::from_secs(10), || {
-        let kids = children_of(agent);
-        (!kids
-            .iter()
-            .any(|(_, state, cmd)| cmd.starts_with("sleep 0.3") || *state == 'Z'))
-        .then_some(kids)
+        (!children_of(init.pid).iter().any(is_orphan)).then_some(())
     });
     assert!(
         reaped.is_some(),
         "a zombie stayed under the agent: {:?}\n{}",
-        children_of(agent),
-        log()
+        children_of(init.pid),
+        init.log()
     );
-    let pid = rustix::process::Pid::from_raw(agent as i32).unwrap();
-    rustix::process::kill_process(pid, Signal::TERM).unwrap();
-    let status = wait_for(Duration::from_secs(20), || unshare.try_wait().unwrap())
-        .unwrap_or_else(|| panic!("the agent did not exit after SIGTERM:\n{}", log()));
+    init.signal(Signal::TERM);
     assert_eq!(
-        status.code(),
+        init.exit().code(),
         Some(0),
         "the service ended by the SIGTERM passed on to it: exit 0\n{}",
-        log()
+        init.log()
     );
 }
 
@@ -321,62 +339,24 @@ fn blocks_sigterm(pid: u32) -> bool {
 /// leave and stop the service, not be lost.
 #[test]
 fn as_pid_1_a_sigterm_during_start_up_is_not_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("config.toml");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
-    let ip = common::loopback_ip();
-    let (g, r) = common::free_ports(ip);
-    let unshare = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "--kill-child", RUMOR])
-        .args(["agent", "--node", "init", "--config"])
-        .arg(&fifo)
-        .args([
-            "--bind",
-            &format!("{ip}:{g}"),
-            "--rpc-addr",
-            &format!("{ip}:{r}"),
-        ])
-        .args(["--leave-propagate-delay", "0s", "--drain-time", "0s"])
-        .args(["--", "sleep", "60"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("init.log")).unwrap())
-        .spawn()
-        .expect("run unshare");
-    let mut unshare = KillOnDrop(unshare);
-    let unshare = &mut unshare.0;
-    let log = || std::fs::read_to_string(dir.path().join("init.log")).unwrap_or_default();
-    let agent = wait_for(Duration::from_secs(10), || {
-        if let Ok(Some(status)) = unshare.try_wait() {
-            return Some(Err(status));
-        }
-        children_of(unshare.id())
-            .first()
-            .map(|(pid, _, _)| Ok(*pid))
-    });
-    let agent = match agent {
-        Some(Ok(pid)) => pid,
-        Some(Err(status)) => {
-            eprintln!(
-                "SKIPPED: cannot make a PID namespace here ({status}): {}",
-                log()
-            );
-            return;
-        }
-        None => panic!("no agent under unshare:\n{}", log()),
+    let args = ["--config", "config.toml", "--", "sleep", "60"];
+    let mkfifo = |dir: &Path| {
+        let made = Command::new("mkfifo").arg(dir.join("config.toml")).status();
+        assert!(made.unwrap().success());
+    };
+    let Some(mut init) = InitAgent::start(&args, mkfifo) else {
+        return;
     };
     // Blocked on the FIFO by now: with SIGTERM held, or (without the fix) after 2 s.
     let _ = wait_for(Duration::from_secs(2), || {
-        blocks_sigterm(agent).then_some(())
+        blocks_sigterm(init.pid).then_some(())
     });
-    let pid = rustix::process::Pid::from_raw(agent as i32).unwrap();
-    rustix::process::kill_process(pid, Signal::TERM).unwrap();
-    std::fs::write(&fifo, "leave_timeout = \"2s\"\n").unwrap();
-    let status = wait_for(Duration::from_secs(20), || unshare.try_wait().unwrap())
-        .unwrap_or_else(|| panic!("the SIGTERM sent during start-up was lost:\n{}", log()));
-    assert_eq!(status.code(), Some(0), "{}", log());
-    assert!(log().contains("SIGTERM received"), "{}", log());
+    init.signal(Signal::TERM);
+    let fifo = init.dir.path().join("config.toml");
+    std::fs::write(fifo, "leave_timeout = \"2s\"\n").unwrap();
+    let status = init.exit();
+    assert_eq!(status.code(), Some(0), "{}", init.log());
+    assert!(init.log().contains("SIGTERM received"), "{}", init.log());
 }
 
 /// A child process killed (by PID) and reaped when the test ends, however it ends.
