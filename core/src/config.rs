@@ -113,6 +113,14 @@ pub struct Config {
     /// fragmented. Smaller datagrams carry fewer piggybacked updates and cut push-pull into
     /// more chunks; encryption takes 40 bytes of each.
     pub max_datagram: usize,
+    /// Serf's `-replay`: a joining node takes in the user events its seed's push-pull
+    /// replays (the seed's newest buffered ones, at most 8, within its de-duplication
+    /// window) and delivers them, instead of treating everything older than the seed's
+    /// clock as history. Off in every preset.
+    ///
+    /// *Tuning*: on only for applications whose handlers must see the few most recent
+    /// events they missed, and are idempotent (a restarted node sees them again).
+    pub replay_user_events: bool,
 }
 
 /// Why a [`Config`] was refused.
@@ -205,6 +213,7 @@ impl Config {
         join_retry_initial: Duration::ZERO,
         join_retry_max: Duration::ZERO,
         max_datagram: 0,
+        replay_user_events: false,
     };
 
     /// Memberlist's LAN profile (Serf's default): probe every 1 s with a 500 ms timeout,
@@ -227,6 +236,7 @@ impl Config {
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(30),
             max_datagram: 1400,
+            replay_user_events: false,
         }
     }
 

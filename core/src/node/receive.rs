@@ -68,7 +68,10 @@ impl<const M: usize, const U: usize> Node<M, U> {
         self.stats.updates_unknown += u64::from(frame.unknown);
         // While joining, the cluster's event clock is not known yet: user events in a Sync
         // chunk may be history (Serf does not replay it either), so they wait for gossip.
-        let history = matches!(frame.message, Message::Sync { .. }) && !self.join.seeds.is_empty();
+        // With `replay_user_events` (Serf's `-replay`) they are taken in and delivered.
+        let history = matches!(frame.message, Message::Sync { .. })
+            && !self.join.seeds.is_empty()
+            && !self.config.replay_user_events;
         // A request's first chunk starts with the requester's own state.
         let requester = match (frame.message, frame.updates().next()) {
             (

@@ -258,7 +258,9 @@ impl<const M: usize, const U: usize> Node<M, U> {
             SyncKind::Response if !self.join.seeds.is_empty() => {
                 self.join.seeds.clear();
                 self.timers.join = None;
-                self.user.set_floor(ltime);
+                if !self.config.replay_user_events {
+                    self.user.set_floor(ltime);
+                }
                 self.push_event(Event::Joined { via: from });
             }
             _ => {}

@@ -221,6 +221,29 @@ fn a_node_joining_later_is_not_replayed_the_events_push_pull_carries() {
     }
 }
 
+/// Serf's `-replay`: with `replay_user_events`, the joining node delivers the event its
+/// seed's push-pull replays, once, however many push-pulls follow.
+#[test]
+fn a_node_joining_with_replay_delivers_the_buffered_events_once() {
+    let mut net = Net::new(3);
+    net.send_deploy();
+    let mut config = Config::lan();
+    config.replay_user_events = true;
+    net.nodes.push(Peer::up(addr(4), node_with(4, config)));
+    let now = net.now;
+    net.nodes[3].node.join(now, addr(1)).unwrap();
+    net.run_for(Duration::from_secs(180));
+    assert_eq!(net.nodes[3].node.members().count(), 4);
+    assert_eq!(
+        net.deliveries(addr(4)),
+        1,
+        "the buffered event is replayed once"
+    );
+    for i in 1..=3 {
+        assert_eq!(net.deliveries(addr(i)), 1, "n{i}");
+    }
+}
+
 /// Encodes one datagram by hand, as a peer (honest or not) would.
 pub(super) fn frame(message: Message<'_>, updates: &[Update<'_>]) -> Vec<u8> {
     let mut buf = [0u8; 1500];
