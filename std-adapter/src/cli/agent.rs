@@ -28,6 +28,9 @@ pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, CliError> {
     let held = HeldSignals::hold()?;
     let settings = Settings::resolve(args.clone())?;
     let logs = logging::init(settings.log_level).map_err(CliError)?;
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     runtime()?.block_on(serve(args, settings, logs, held))
 }
 
@@ -64,6 +67,14 @@ async fn serve(
     config.tags =
         rumor_std::tags_from_map(&s.tags).map_err(|e| CliError(format!("invalid tags: {e}")))?;
     config.protocol = s.profile.config();
+    // Serf's -replay: the user events the seed replays on join reach the handlers.
+    config.protocol.replay_user_events = s.replay;
+    if let Some(max) = s.join_retry_max {
+        let max =
+            rumor_core::Duration::from_millis(u64::try_from(max.as_millis()).unwrap_or(u64::MAX));
+        config.protocol.join_retry_max = max;
+        config.protocol.join_retry_initial = config.protocol.join_retry_initial.min(max);
+    }
     config.leave_timeout = s.leave_timeout;
     config.leave_propagate_delay = s.leave_propagate_delay;
     config.icmp_evidence = s.icmp_evidence;

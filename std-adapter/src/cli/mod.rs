@@ -3,6 +3,7 @@
 mod agent;
 mod client;
 mod demo;
+mod go_flags;
 mod keys;
 mod output;
 mod reload;
@@ -12,7 +13,7 @@ mod settings;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use rumor_std::rpc::DEFAULT_RPC_ADDR;
 
 /// An error that ends the command: printed as one line, exit code 1.
@@ -37,6 +38,41 @@ impl<E: std::error::Error> From<E> for CliError {
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments in clap's spellings or Go's (Serf's `-flag=v`, see
+    /// `go_flags`), with `SERF_RPC_ADDR` / `SERF_RPC_AUTH` standing in for
+    /// `RUMOR_RPC_ADDR` / `RUMOR_RPC_TOKEN` when those are not set. Exits (2) with
+    /// clap's message on a bad command line.
+    pub(crate) fn parse_args() -> Cli {
+        let cmd = serf_env(Cli::command());
+        let args = go_flags::normalize(&cmd, std::env::args_os().collect());
+        let matches = cmd.get_matches_from(args);
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// Serf's environment variables as fallbacks: each verb's `rpc_addr` / `rpc_token` reads
+/// `SERF_RPC_ADDR` / `SERF_RPC_AUTH` when rumor's own variable is not set (rumor's wins).
+fn serf_env(mut cmd: clap::Command) -> clap::Command {
+    let fallbacks = [
+        ("rpc_addr", "RUMOR_RPC_ADDR", "SERF_RPC_ADDR"),
+        ("rpc_token", "RUMOR_RPC_TOKEN", "SERF_RPC_AUTH"),
+    ];
+    for (id, ours, serf) in fallbacks {
+        if std::env::var_os(ours).is_some() || std::env::var_os(serf).is_none() {
+            continue;
+        }
+        cmd = cmd.mut_subcommands(|sub| {
+            if sub.get_arguments().any(|a| a.get_id() == id) {
+                sub.mut_arg(id, |a| a.env(serf))
+            } else {
+                sub
+            }
+        });
+    }
+    cmd
 }
 
 #[derive(Subcommand, Debug)]
@@ -132,9 +168,10 @@ pub(crate) struct RpcArgs {
     /// The agent's RPC address: IP:PORT, or unix:PATH for a Unix socket.
     #[arg(long, env = "RUMOR_RPC_ADDR", default_value = DEFAULT_RPC_ADDR, value_name = "ADDR")]
     pub(crate) rpc_addr: String,
-    /// The agent's RPC token, if it has one.
+    /// The agent's RPC token, if it has one (Serf's `-rpc-auth`; `SERF_RPC_AUTH` too).
     #[arg(
         long,
+        alias = "rpc-auth",
         env = "RUMOR_RPC_TOKEN",
         value_name = "TOKEN",
         hide_env_values = true
@@ -148,6 +185,15 @@ pub(crate) struct AgentArgs {
     /// TOML config file (see docs/OPERATIONS.md); flags override its settings.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// Serf's JSON config (`-config-file` or `-config-dir`, repeatable): a file, or a
+    /// directory whose `*.json` files are read in lexical order; merged in order as Serf
+    /// merges them, over --config, under the flags.
+    #[arg(
+        long = "config-file",
+        visible_alias = "config-dir",
+        value_name = "FILE|DIR"
+    )]
+    pub(crate) serf_configs: Vec<PathBuf>,
     /// Unique node name [default: the host name].
     #[arg(long, value_name = "NAME")]
     pub(crate) node: Option<String>,
@@ -161,6 +207,43 @@ pub(crate) struct AgentArgs {
     /// Seed to join (repeatable); retried until one answers.
     #[arg(long = "join", value_name = "HOST[:PORT]")]
     pub(crate) join: Vec<String>,
+    /// Serf's `-retry-join`: the same as --join (rumor retries every seed until one answers).
+    #[arg(long = "retry-join", value_name = "HOST[:PORT]")]
+    pub(crate) retry_join: Vec<String>,
+    /// Longest wait between two join attempts (Serf's `-retry-interval`) [default: 30s
+    /// with lan, 60s with wan, 5s with local].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) retry_interval: Option<Duration>,
+    /// Serf's `-retry-max`: only 0 (retry until a seed answers), which is what rumor does.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) retry_max: Option<i64>,
+    /// Deliver the user events the cluster still buffers to this node's handlers when it
+    /// joins (Serf's `-replay`): the seed's newest, at most 8.
+    #[arg(long)]
+    pub(crate) replay: bool,
+    /// Serf's `-rejoin`: accepted, rumor always rejoins the snapshot's peers, even after
+    /// a leave.
+    #[arg(long)]
+    pub(crate) rejoin: bool,
+    /// Bind to this network interface's first IPv4 address (Serf's `-iface`); the port is
+    /// --bind's [default: 7946].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) iface: Option<String>,
+    /// Deprecated in Serf: the same as --tag role=ROLE.
+    #[arg(long, value_name = "ROLE")]
+    pub(crate) role: Option<String>,
+    /// Serf's `-tags-file`: refused (see docs/OPERATIONS.md).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub(crate) tags_file: Option<PathBuf>,
+    /// Serf's `-discover` (mDNS): refused.
+    #[arg(long, hide = true, value_name = "CLUSTER")]
+    pub(crate) discover: Option<String>,
+    /// Serf's `-syslog`: refused.
+    #[arg(long, hide = true)]
+    pub(crate) syslog: bool,
+    /// Serf's `-protocol`: refused.
+    #[arg(long, hide = true, value_name = "VERSION")]
+    pub(crate) protocol: Option<String>,
     /// Tag of this node (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = rumor_std::parse_tag_arg)]
     pub(crate) tags: Vec<(String, String)>,
@@ -190,8 +273,8 @@ pub(crate) struct AgentArgs {
     /// handler at a time, in event order, as Serf].
     #[arg(long)]
     pub(crate) parallel_handlers: bool,
-    /// Longest graceful leave before exiting anyway [default: 5s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Longest graceful leave before exiting anyway (Serf's `-broadcast-timeout`) [default: 5s].
+    #[arg(long, alias = "broadcast-timeout", value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) leave_timeout: Option<Duration>,
     /// How long the agent stays once its leave is over, so the cluster (a balancer) can
     /// act on it before the service behind the agent stops [default: 1s].
@@ -217,9 +300,10 @@ pub(crate) struct AgentArgs {
     /// 0600 [default: 127.0.0.1:7373].
     #[arg(long, env = "RUMOR_RPC_ADDR", value_name = "ADDR")]
     pub(crate) rpc_addr: Option<String>,
-    /// Require this token on every RPC request.
+    /// Require this token on every RPC request (Serf's `-rpc-auth`).
     #[arg(
         long,
+        alias = "rpc-auth",
         env = "RUMOR_RPC_TOKEN",
         value_name = "TOKEN",
         hide_env_values = true

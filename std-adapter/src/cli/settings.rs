@@ -1,4 +1,5 @@
-//! `rumor agent` settings: the TOML config file, overridden by flags, then defaults.
+//! `rumor agent` settings: the TOML config file, then Serf's JSON config files (see
+//! [`read_serf_configs`]), overridden by flags, then defaults.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -51,6 +52,12 @@ struct FileConfig {
     encrypt: Option<String>,
     keyring_file: Option<PathBuf>,
     plaintext: Option<String>,
+    /// Serf's `replay_on_join` / `-replay`.
+    replay: Option<bool>,
+    /// Serf's `interface` / `-iface`: bind to this interface's first IPv4 address.
+    iface: Option<String>,
+    /// Serf's `retry_interval` / `-retry-interval`: the longest wait between join attempts.
+    retry_interval: Option<String>,
 }
 
 /// Everything `rumor agent` needs, resolved and checked.
@@ -81,6 +88,13 @@ pub(crate) struct Settings {
     pub(crate) keyring_file: Option<PathBuf>,
     /// `--plaintext`: the policy to use and save; `None`: the keyring file's, else refuse.
     pub(crate) plaintext: Option<Plaintext>,
+    /// `--replay`: deliver the user events the seed replays on join.
+    pub(crate) replay: bool,
+    /// `--retry-interval`: the longest wait between join attempts (`None`: the profile's).
+    pub(crate) join_retry_max: Option<Duration>,
+    /// Settings accepted but ignored (Serf keys with no meaning here), to log once logging
+    /// is up.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Settings {
@@ -88,10 +102,16 @@ impl Settings {
     /// flags replace the file's value; `--tag` replaces the file's tag of the same key;
     /// `--join` and `--event-handler` add to the file's lists (as Serf merges handlers).
     pub(crate) fn resolve(args: AgentArgs) -> Result<Settings, CliError> {
-        let file = match &args.config {
+        refuse_serf_flags(&args)?;
+        let mut warnings = Vec::new();
+        let mut file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        if !args.serf_configs.is_empty() {
+            let serf = read_serf_configs(&args.serf_configs, &mut warnings)?;
+            merge(&mut file, serf);
+        }
         let name = match args.node.or(file.node) {
             Some(n) => n,
             None => host_name()?,
@@ -101,21 +121,28 @@ impl Settings {
                 "node name `{name}` is not usable ({e}); pass --node"
             ))
         })?;
-        let bind = parse_addr(
+        let mut bind = parse_addr(
             args.bind.or(file.bind).as_deref().unwrap_or("0.0.0.0"),
             DEFAULT_PORT,
             "bind",
         )?;
+        if let Some(iface) = args.iface.or(file.iface) {
+            bind.set_ip(interface_ip(&iface)?);
+        }
         let advertise = args
             .advertise
             .or(file.advertise)
             .map(|a| parse_addr(&a, 0, "advertise"))
             .transpose()?;
         let mut tags = file.tags;
+        if let Some(role) = args.role {
+            tags.insert("role".into(), role);
+        }
         tags.extend(args.tags);
         rumor_std::tags_from_map(&tags).map_err(|e| CliError(format!("invalid tags: {e}")))?;
         let mut join = file.join;
         join.extend(args.join);
+        join.extend(args.retry_join);
         let handlers = file
             .event_handlers
             .iter()
@@ -185,13 +212,23 @@ impl Settings {
         } else {
             args.command
         };
-        let log_level = logging::parse_level(
+        let log_level = logging::parse_level(&serf_level(
             args.log_level
                 .or(file.log_level)
                 .as_deref()
                 .unwrap_or("info"),
-        )
+        ))
         .map_err(CliError)?;
+        let join_retry_max = match (args.retry_interval, file.retry_interval) {
+            (Some(d), _) => Some(d),
+            (None, Some(s)) => {
+                Some(parse_duration(&s).map_err(|e| CliError(format!("retry_interval: {e}")))?)
+            }
+            (None, None) => None,
+        };
+        if join_retry_max.is_some_and(|d| d.is_zero()) {
+            return Err(CliError("retry interval must be above zero".into()));
+        }
         let rpc_addr = args
             .rpc_addr
             .or(file.rpc_addr)
@@ -245,6 +282,9 @@ impl Settings {
             encrypt,
             keyring_file,
             plaintext: plaintext.map(|(p, _)| p),
+            replay: args.replay || file.replay.unwrap_or(false),
+            join_retry_max,
+            warnings,
         })
     }
 }
@@ -283,6 +323,263 @@ fn read_file(path: &Path) -> Result<FileConfig, CliError> {
             None => CliError(format!("config file {}: {msg}", path.display())),
         }
     })
+}
+
+/// Serf's agent flags rumor cannot honour: one line each, saying why and what to use.
+fn refuse_serf_flags(args: &AgentArgs) -> Result<(), CliError> {
+    let refused = [
+        args.tags_file.as_ref().map(|_| {
+            "-tags-file is not supported: rumor does not save `rumor tags` changes to a file; \
+             set tags with --tag or in the config file"
+        }),
+        args.discover.as_ref().map(|_| {
+            "-discover (mDNS) is not supported: list one or more seeds with --join \
+             (retried until one answers)"
+        }),
+        args.syslog.then_some(
+            "-syslog is not supported: rumor logs to stderr; pipe it to logger(1) or let \
+             the supervisor collect it",
+        ),
+        args.protocol.as_ref().map(|_| {
+            "-protocol is not supported: rumor speaks its own wire protocol (one version, \
+             not Serf's); drop the flag"
+        }),
+        args.retry_max.filter(|&n| n != 0).map(|_| {
+            "-retry-max N is not supported: rumor retries a join until a seed answers \
+             (-retry-max 0); let the supervisor give up instead"
+        }),
+    ];
+    match refused.into_iter().flatten().next() {
+        Some(why) => Err(CliError(why.into())),
+        None => Ok(()),
+    }
+}
+
+/// Serf's log level names too: `ERR` is `error`, and any case.
+fn serf_level(level: &str) -> String {
+    match level.to_ascii_lowercase().as_str() {
+        "err" => "error".into(),
+        other => other.into(),
+    }
+}
+
+/// The first IPv4 address of the interface `name` (Serf's `-iface`).
+fn interface_ip(name: &str) -> Result<IpAddr, CliError> {
+    let addrs = if_addrs::get_if_addrs()
+        .map_err(|e| CliError(format!("cannot list the network interfaces: {e}")))?;
+    addrs
+        .iter()
+        .filter(|a| a.name == name)
+        .map(|a| a.ip())
+        .find(IpAddr::is_ipv4)
+        .ok_or_else(|| CliError(format!("interface `{name}` has no IPv4 address")))
+}
+
+/// Serf's config keys that rumor ignores with a warning: tuning of Serf features rumor
+/// does not have, or that it sizes itself (docs/OPERATIONS.md lists them).
+const SERF_IGNORED_KEYS: [&str; 14] = [
+    "reconnect_interval",
+    "reconnect_timeout",
+    "tombstone_timeout",
+    "disable_name_resolution",
+    "enable_compression",
+    "disable_coordinates",
+    "query_response_size_limit",
+    "query_size_limit",
+    "user_event_size_limit",
+    "max_queue_depth",
+    "min_queue_depth",
+    "statsd_addr",
+    "statsite_addr",
+    "syslog_facility",
+];
+
+/// Serf's JSON config: each path a file, or a directory whose `*.json` files are read in
+/// lexical order (not recursively), all merged in order as Serf's `MergeConfig` does:
+/// a later scalar replaces an earlier one, `tags` merge key by key, and `event_handlers`,
+/// `start_join` and `retry_join` append. Ignored keys add a line to `warnings`.
+fn read_serf_configs(
+    paths: &[PathBuf],
+    warnings: &mut Vec<String>,
+) -> Result<FileConfig, CliError> {
+    let mut merged = FileConfig::default();
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?;
+        if !meta.is_dir() {
+            merge(&mut merged, read_serf_file(path, warnings)?);
+            continue;
+        }
+        let mut files = std::fs::read_dir(path)
+            .map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?;
+        files.retain(|f| f.extension().is_some_and(|x| x == "json") && !f.is_dir());
+        files.sort();
+        for file in &files {
+            merge(&mut merged, read_serf_file(file, warnings)?);
+        }
+    }
+    Ok(merged)
+}
+
+/// `b` over `a`, as Serf merges config files: scalars set in `b` win, tags merge, lists
+/// append.
+fn merge(a: &mut FileConfig, b: FileConfig) {
+    /// Replaces each field of `a` that `b` sets.
+    macro_rules! scalars {
+        ($($field:ident),*) => { $( if b.$field.is_some() { a.$field = b.$field; } )* };
+    }
+    scalars!(
+        node,
+        bind,
+        advertise,
+        profile,
+        snapshot,
+        leave_timeout,
+        log_level,
+        rpc_addr,
+        rpc_token,
+        encrypt,
+        keyring_file,
+        replay,
+        iface,
+        retry_interval
+    );
+    a.tags.extend(b.tags);
+    a.join.extend(b.join);
+    a.event_handlers.extend(b.event_handlers);
+}
+
+/// One Serf JSON config file as rumor's settings. An unknown key, or one rumor cannot
+/// honour, is an error naming the key and the file.
+fn read_serf_file(path: &Path, warnings: &mut Vec<String>) -> Result<FileConfig, CliError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError(format!("cannot read config file {shown}: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| CliError(format!("config file {shown}: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(CliError(format!(
+            "config file {shown}: not a JSON object of Serf settings"
+        )));
+    };
+    let mut c = FileConfig::default();
+    for (key, v) in map {
+        let bad = |why: String| CliError(format!("config file {shown}: key `{key}`: {why}"));
+        let string = || match &v {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            _ => Err(bad("expected a string".into())),
+        };
+        let boolean = || {
+            v.as_bool()
+                .ok_or_else(|| bad("expected true or false".into()))
+        };
+        let strings = || match &v {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad("expected a list of strings".into())),
+            _ => Err(bad("expected a list of strings".into())),
+        };
+        match key.as_str() {
+            "node_name" => c.node = Some(string()?),
+            "role" => {
+                c.tags.insert("role".into(), string()?);
+            }
+            "tags" => {
+                let serde_json::Value::Object(tags) = &v else {
+                    return Err(bad("expected an object of strings".into()));
+                };
+                for (k, t) in tags {
+                    let t = t
+                        .as_str()
+                        .ok_or_else(|| bad(format!("tag `{k}` is not a string")))?;
+                    c.tags.insert(k.clone(), t.to_owned());
+                }
+            }
+            "bind" => c.bind = Some(string()?),
+            "interface" => c.iface = Some(string()?),
+            "advertise" => c.advertise = Some(string()?),
+            "encrypt_key" => c.encrypt = Some(string()?),
+            "keyring_file" => c.keyring_file = Some(string()?.into()),
+            "log_level" => c.log_level = Some(string()?),
+            "profile" => {
+                let p = string()?;
+                c.profile = Some(
+                    <Profile as clap::ValueEnum>::from_str(&p, true).map_err(|_| {
+                        bad(format!("unknown profile `{p}` (use lan, wan or local)"))
+                    })?,
+                );
+            }
+            "rpc_addr" => c.rpc_addr = Some(string()?),
+            "rpc_auth" => c.rpc_token = Some(string()?),
+            "replay_on_join" => c.replay = Some(boolean()?),
+            "start_join" | "retry_join" => c.join.extend(strings()?),
+            "event_handlers" => c.event_handlers.extend(strings()?),
+            "snapshot_path" => c.snapshot = Some(string()?.into()),
+            "retry_interval" => c.retry_interval = Some(string()?),
+            "broadcast_timeout" => c.leave_timeout = Some(string()?),
+            "retry_max_attempts" => {
+                if v.as_i64() != Some(0) {
+                    return Err(bad(
+                        "rumor retries a join until a seed answers (only 0 is supported)".into(),
+                    ));
+                }
+            }
+            // rumor always rejoins the snapshot's peers.
+            "rejoin_after_leave" => {
+                boolean()?;
+            }
+            "leave_on_terminate" => {
+                if !boolean()? {
+                    warnings.push(format!(
+                        "config file {shown}: leave_on_terminate = false ignored: rumor always \
+                         leaves gracefully on SIGTERM"
+                    ));
+                }
+            }
+            "skip_leave_on_interrupt" => {
+                if boolean()? {
+                    warnings.push(format!(
+                        "config file {shown}: skip_leave_on_interrupt = true ignored: rumor \
+                         always leaves gracefully on SIGINT"
+                    ));
+                }
+            }
+            "enable_syslog" => {
+                if boolean()? {
+                    return Err(bad(
+                        "syslog is not supported: rumor logs to stderr; pipe it to logger(1)"
+                            .into(),
+                    ));
+                }
+            }
+            "protocol" => {
+                return Err(bad(
+                    "rumor speaks its own wire protocol (one version, not Serf's); remove it"
+                        .into(),
+                ));
+            }
+            "discover" | "mdns" => {
+                return Err(bad(
+                    "mDNS discovery is not supported; list seeds in start_join".into(),
+                ));
+            }
+            "tags_file" => {
+                return Err(bad(
+                    "rumor does not save `rumor tags` changes to a file; use tags".into(),
+                ));
+            }
+            k if SERF_IGNORED_KEYS.contains(&k) => warnings.push(format!(
+                "config file {shown}: `{k}` ignored (no such setting in rumor)"
+            )),
+            _ => return Err(bad("unknown Serf setting".into())),
+        }
+    }
+    Ok(c)
 }
 
 /// `ip:port`, `[v6]:port` or a bare IP (then `default_port`).
