@@ -814,6 +814,158 @@ mod tests {
         );
     }
 
+    /// Writes Serf JSON files into a temporary directory.
+    fn serf_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn serf_config_dir_merges_json_files_in_lexical_order() {
+        let dir = serf_dir(&[
+            (
+                "b.json",
+                r#"{"node_name": "b", "tags": {"port": "3001"}, "event_handlers": ["user=/bin/b"],
+                    "start_join": ["s2"], "log_level": "ERR"}"#,
+            ),
+            (
+                "a.json",
+                r#"{"node_name": "a", "bind": "127.0.0.7:7000", "role": "backend",
+                    "tags": {"port": "3000", "dc": "x"}, "event_handlers": ["member-join=/bin/a"],
+                    "start_join": ["s1"], "retry_join": ["s3"], "replay_on_join": true,
+                    "rpc_auth": "secret", "snapshot_path": "/tmp/snap", "profile": "local",
+                    "leave_on_terminate": true, "skip_leave_on_interrupt": false,
+                    "retry_interval": "2s", "retry_max_attempts": 0, "rejoin_after_leave": true}"#,
+            ),
+            ("c.txt", "not json, not read"),
+            ("z.json", r#"{"tombstone_timeout": "24h"}"#),
+        ]);
+        let s = Settings::resolve(AgentArgs {
+            serf_configs: vec![dir.path().into()],
+            ..AgentArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.name, "b", "the later file wins");
+        assert_eq!(s.bind, "127.0.0.7:7000".parse().unwrap());
+        assert_eq!(s.tags["port"], "3001");
+        assert_eq!(s.tags["dc"], "x");
+        assert_eq!(s.tags["role"], "backend");
+        assert_eq!(s.handlers.len(), 2, "handlers append");
+        // start_join and retry_join are both seeds (in key order within a file).
+        assert_eq!(s.join, ["s3", "s1", "s2"]);
+        assert!(s.replay);
+        assert_eq!(s.rpc_token.as_deref(), Some("secret"));
+        assert_eq!(s.snapshot.as_deref(), Some(Path::new("/tmp/snap")));
+        assert_eq!(s.profile, Profile::Local);
+        assert_eq!(s.log_level, LevelFilter::ERROR);
+        assert_eq!(s.join_retry_max, Some(Duration::from_secs(2)));
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("tombstone_timeout"));
+    }
+
+    #[test]
+    fn serf_config_files_come_after_the_toml_and_before_the_flags() {
+        let dir = serf_dir(&[("one.json", r#"{"node_name": "json", "start_join": ["j"]}"#)]);
+        let s = with_file(
+            "node = \"toml\"\njoin = [\"t\"]\nprofile = \"wan\"\n",
+            AgentArgs {
+                node: None,
+                serf_configs: vec![dir.path().join("one.json")],
+                join: vec!["f".into()],
+                ..AgentArgs::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.name, "json");
+        assert_eq!(s.profile, Profile::Wan);
+        assert_eq!(s.join, ["t", "j", "f"]);
+        let s = Settings::resolve(AgentArgs {
+            serf_configs: vec![dir.path().join("one.json")],
+            role: Some("balancer".into()),
+            retry_join: vec!["r".into()],
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(s.name, "n1");
+        assert_eq!(s.tags["role"], "balancer");
+        assert_eq!(s.join, ["j", "r"]);
+    }
+
+    #[test]
+    fn serf_config_keys_rumor_cannot_honour_name_the_key_and_the_file() {
+        for (text, key) in [
+            (r#"{"bogus": 1}"#, "bogus"),
+            (r#"{"protocol": 4}"#, "protocol"),
+            (r#"{"discover": "web"}"#, "discover"),
+            (r#"{"tags_file": "/t"}"#, "tags_file"),
+            (r#"{"enable_syslog": true}"#, "enable_syslog"),
+            (r#"{"retry_max_attempts": 3}"#, "retry_max_attempts"),
+            (r#"{"node_name": 7}"#, "node_name"),
+            (r#"{"tags": {"a": 1}}"#, "tags"),
+        ] {
+            let dir = serf_dir(&[("serf.json", text)]);
+            let e = Settings::resolve(AgentArgs {
+                serf_configs: vec![dir.path().join("serf.json")],
+                ..args()
+            })
+            .unwrap_err()
+            .0;
+            assert!(
+                e.contains(&format!("key `{key}`")) && e.contains("serf.json") && !e.contains('\n'),
+                "{e}"
+            );
+        }
+        let dir = serf_dir(&[("serf.json", "[1]")]);
+        let e = Settings::resolve(AgentArgs {
+            serf_configs: vec![dir.path().join("serf.json")],
+            ..args()
+        })
+        .unwrap_err()
+        .0;
+        assert!(e.contains("not a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn serf_flags_rumor_cannot_honour_are_refused_in_one_line() {
+        let refused = [
+            AgentArgs {
+                discover: Some("web".into()),
+                ..args()
+            },
+            AgentArgs {
+                syslog: true,
+                ..args()
+            },
+            AgentArgs {
+                protocol: Some("4".into()),
+                ..args()
+            },
+            AgentArgs {
+                tags_file: Some("/t".into()),
+                ..args()
+            },
+            AgentArgs {
+                retry_max: Some(3),
+                ..args()
+            },
+        ];
+        for a in refused {
+            let e = Settings::resolve(a).unwrap_err().0;
+            assert!(e.contains("not supported") && !e.contains('\n'), "{e}");
+        }
+        let ok = Settings::resolve(AgentArgs {
+            retry_max: Some(0),
+            rejoin: true,
+            iface: Some("lo".into()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(ok.bind, "127.0.0.1:7946".parse().unwrap());
+    }
+
     #[test]
     fn encrypt_agent_plaintext_flag_parses_the_three_policies() {
         use clap::Parser;
