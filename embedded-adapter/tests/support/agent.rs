@@ -176,8 +176,11 @@ impl Agent {
         if !out.status.success() {
             return None;
         }
-        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
-        list.as_array()?
+        let doc: Value = serde_json::from_slice(&out.stdout).ok()?;
+        // Serf's shape, `{"members": [...]}`; a bare array from an older rumor too.
+        doc.get("members")
+            .unwrap_or(&doc)
+            .as_array()?
             .iter()
             .map(|m| {
                 Some(Member {

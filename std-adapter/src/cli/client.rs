@@ -2,10 +2,11 @@
 
 use std::future::Future;
 
+use regex::Regex;
 use rumor_std::MemberInfo;
 use rumor_std::rpc::{ClientError, RpcClient, RpcCommand, StreamItem};
 
-use super::output::{info_text, member_table};
+use super::output::{info_json, info_text, members_json, members_text};
 use super::{
     CliError, EventArgs, ForceLeaveArgs, Format, InfoArgs, JoinArgs, MembersArgs, MonitorArgs,
     RpcArgs, TagsArgs, runtime,
@@ -32,18 +33,99 @@ pub(crate) fn call(
     with_client(rpc, |mut c| async move { c.call(command).await })
 }
 
+/// Status names `--status` accepts as plain words: rumor's, and Serf's `leaving` and
+/// `none` (which no rumor member has, so they match nothing, as they would in Serf on
+/// a cluster without such members).
+const STATUS_WORDS: [&str; 6] = ["alive", "suspect", "leaving", "left", "failed", "none"];
+
+/// Compiles `expr` anchored at both ends, as Serf does (`^(?:expr)$`: a full match).
+pub(crate) fn anchored(expr: &str) -> Result<Regex, String> {
+    Regex::new(&format!("^(?:{expr})$")).map_err(|e| {
+        // A syntax error spans lines (the pattern, a caret); its last line says what.
+        let text = e.to_string();
+        let why = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        format!("invalid regex `{expr}`: {}", why.trim())
+    })
+}
+
+/// Splits at the commas outside brackets, braces and parentheses, so that `alive,failed`
+/// is two alternatives but `a{1,2}` stays one.
+fn split_top_level_commas(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// `--status REGEX`: Serf's anchored regex on the status, plus rumor's older form, a
+/// comma-separated list (`alive,failed` is `alive|failed`). A plain word that is no
+/// status name (`sleeping`) can never match and is refused as a typo.
+pub(crate) fn parse_status_filter(s: &str) -> Result<Regex, String> {
+    let parts = split_top_level_commas(s);
+    if let Some(word) = parts.iter().find(|p| {
+        !p.is_empty() && p.chars().all(|c| c.is_ascii_alphabetic()) && !STATUS_WORDS.contains(p)
+    }) {
+        return Err(format!(
+            "unknown status `{word}` (use alive, suspect, left or failed, or a regex)"
+        ));
+    }
+    anchored(&parts.join("|"))
+}
+
+/// `--name REGEX`: Serf's anchored regex on the node name.
+pub(crate) fn parse_name_filter(s: &str) -> Result<Regex, String> {
+    anchored(s)
+}
+
+/// `--tag KEY=REGEX`: Serf's anchored regex on a tag's value.
+pub(crate) fn parse_tag_filter(s: &str) -> Result<(String, Regex), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), anchored(v)?)),
+        _ => Err(format!("expected key=regex, got `{s}`")),
+    }
+}
+
+/// Whether `m` passes every filter of `args`, as Serf's agent filters: any `--status`
+/// regex matches the status (no flag: any status), the `--name` regex the name, and each
+/// `--tag` regex the tag's value (a missing tag counts as the empty string).
+fn shown(m: &MemberInfo, args: &MembersArgs, tags: &[(String, Regex)]) -> bool {
+    (args.status.is_empty() || args.status.iter().any(|re| re.is_match(m.status.as_str())))
+        && args.name.as_ref().is_none_or(|re| re.is_match(&m.name))
+        && tags
+            .iter()
+            .all(|(k, re)| re.is_match(m.tags.get(k).map_or("", String::as_str)))
+}
+
+/// `rumor members`: the agent's members, filtered, as `serf members` prints them.
 pub(crate) fn members(args: MembersArgs) -> Result<(), CliError> {
+    let mut tags = args.tags.clone();
+    if let Some(role) = &args.role {
+        // Serf prints this warning on stdout; stderr keeps JSON output parseable.
+        eprintln!("Deprecation warning: 'Role' has been replaced with 'Tags'");
+        tags.push(("role".to_owned(), anchored(role).map_err(CliError)?));
+    }
     let all = call(&args.rpc, RpcCommand::Members)?
         .members
         .unwrap_or_default();
-    let shown: Vec<MemberInfo> = all
-        .into_iter()
-        .filter(|m| args.status.is_empty() || args.status.contains(&m.status))
-        .filter(|m| args.tags.iter().all(|(k, v)| m.tags.get(k) == Some(v)))
-        .collect();
+    let kept: Vec<MemberInfo> = all.into_iter().filter(|m| shown(m, &args, &tags)).collect();
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
-        Format::Table => print!("{}", member_table(&shown)),
+        Format::Json => println!("{}", members_json(&kept)?),
+        Format::Table => print!("{}", members_text(&kept, args.detailed)),
     }
     Ok(())
 }
@@ -114,7 +196,7 @@ pub(crate) fn info(args: InfoArgs) -> Result<(), CliError> {
         .info
         .ok_or_else(|| CliError("the agent sent no info".into()))?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&info)?),
+        Format::Json => println!("{}", info_json(&info)?),
         Format::Table => print!("{}", info_text(&info)),
     }
     Ok(())

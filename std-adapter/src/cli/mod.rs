@@ -96,6 +96,8 @@ enum Command {
     Tags(TagsArgs),
     /// Show the local agent's identity and counters.
     Info(InfoArgs),
+    /// Print rumor's version and gossip protocol version (as `serf version`).
+    Version,
     /// Print a new encryption key (base64, from the OS random number generator).
     Keygen,
     /// List or change the local agent's encryption keys and plaintext policy (see
@@ -122,6 +124,10 @@ pub(crate) fn run(cli: Cli) -> Result<std::process::ExitCode, CliError> {
         Command::Monitor(a) => client::monitor(a),
         Command::Tags(a) => client::tags(a),
         Command::Info(a) => client::info(a),
+        Command::Version => {
+            print!("{}", output::version_text());
+            Ok(())
+        }
         Command::Keygen => keys::keygen(),
         Command::Keys(a) => keys::keys(a),
         Command::Render(a) => render::run(a),
@@ -152,11 +158,13 @@ impl Profile {
     }
 }
 
-/// Output format of `members` and `info`.
+/// Output format of `members`, `info`, `monitor` and `keys`: `text` or `json`, as Serf's
+/// `-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
-    /// Aligned text.
+    /// Aligned text (`table`, rumor's older name, is accepted too).
     #[default]
+    #[value(name = "text", alias = "table")]
     Table,
     /// JSON.
     Json,
@@ -336,20 +344,32 @@ pub(crate) struct AgentArgs {
     pub(crate) command: Vec<String>,
 }
 
-/// `rumor members` flags.
+/// `rumor members` flags: Serf's (`-format`, `-detailed`, `-status`, `-name`, `-tag`,
+/// `-role`), whose regexes are anchored at both ends (a full match).
 #[derive(Args, Debug)]
 pub(crate) struct MembersArgs {
     #[command(flatten)]
     pub(crate) rpc: RpcArgs,
-    /// Output format.
+    /// Output format: text (`table` too) or json.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) format: Format,
-    /// Only members with this status: alive, suspect, left, failed (repeatable or comma-separated).
-    #[arg(long, value_name = "STATUS", value_delimiter = ',', value_parser = parse_status)]
-    pub(crate) status: Vec<rumor_core::Status>,
-    /// Only members with this tag value (repeatable; all must match).
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = rumor_std::parse_tag_arg)]
-    pub(crate) tags: Vec<(String, String)>,
+    /// Also show each member's protocol versions (text output only).
+    #[arg(long)]
+    pub(crate) detailed: bool,
+    /// Only members whose status (alive, suspect, left, failed) matches this regex, e.g.
+    /// `alive|failed`; `alive,failed` and a repeated flag also mean either.
+    #[arg(long, value_name = "REGEX", value_parser = client::parse_status_filter)]
+    pub(crate) status: Vec<regex::Regex>,
+    /// Only members whose name matches this regex.
+    #[arg(long, value_name = "REGEX", value_parser = client::parse_name_filter)]
+    pub(crate) name: Option<regex::Regex>,
+    /// Only members whose tag KEY matches this regex (a missing tag counts as empty;
+    /// repeatable; all must match).
+    #[arg(long = "tag", value_name = "KEY=REGEX", value_parser = client::parse_tag_filter)]
+    pub(crate) tags: Vec<(String, regex::Regex)>,
+    /// Deprecated (as in Serf): the same as `--tag role=REGEX`.
+    #[arg(long, value_name = "REGEX")]
+    pub(crate) role: Option<String>,
 }
 
 /// `rumor join` flags.
@@ -421,7 +441,7 @@ pub(crate) struct TagsArgs {
 pub(crate) struct InfoArgs {
     #[command(flatten)]
     pub(crate) rpc: RpcArgs,
-    /// Output format.
+    /// Output format: text (`table` too; Serf's sections) or json.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) format: Format,
 }
@@ -476,11 +496,6 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 pub(crate) fn parse_plaintext(s: &str) -> Result<rumor_core::Plaintext, String> {
     s.parse()
         .map_err(|_| format!("unknown plaintext policy `{s}` (use refuse, accept or send)"))
-}
-
-fn parse_status(s: &str) -> Result<rumor_core::Status, String> {
-    rumor_std::parse_status(s)
-        .ok_or_else(|| format!("unknown status `{s}` (use alive, suspect, left or failed)"))
 }
 
 /// A current-thread runtime for one command.

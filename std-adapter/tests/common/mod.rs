@@ -295,11 +295,14 @@ impl Drop for Agent {
     }
 }
 
-/// Parses `rumor members --format json`.
+/// Parses `rumor members --format json`: Serf's shape, `{"members": [...]}` (a bare
+/// array, as older rumor printed, is accepted too).
 pub fn parse_members(json: &[u8]) -> Vec<Member> {
     let v: Value = serde_json::from_slice(json).expect("members output is JSON");
-    v.as_array()
-        .expect("a JSON array")
+    v.get("members")
+        .unwrap_or(&v)
+        .as_array()
+        .expect("a JSON array of members")
         .iter()
         .map(|m| Member {
             name: m["name"].as_str().expect("name").to_owned(),
