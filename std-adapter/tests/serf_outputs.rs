@@ -356,6 +356,44 @@ fn members_and_version_print_what_serf_prints() {
     let r = json_members("rumor", &stdout("rumor members", rumor(&r1, &a)));
     assert_eq!(suffixes(&r), ["1", "2"]);
 
+    // info: Serf's agent.name, and every key of rumor's `serf` and `tags` sections is
+    // Serf's, a string as in Serf.
+    let info = |what: &str, text: String| -> Value {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what} info: {e}\n{text}"))
+    };
+    let si = info(
+        "serf",
+        stdout("serf info", s1.client(&["info", "--format", "json"])),
+    );
+    let ri = info(
+        "rumor",
+        stdout("rumor info", rumor(&r1, &["info", "--format", "json"])),
+    );
+    assert_eq!(si["agent"]["name"], "s1");
+    assert_eq!(ri["agent"]["name"], "r1");
+    assert_eq!(
+        ri["tags"],
+        serde_json::json!({"role": "balancer", "zone": "a"})
+    );
+    assert_eq!(kind(&si["tags"]), "object");
+    let serf_section = ri["serf"].as_object().expect("a serf section");
+    assert!(!serf_section.is_empty());
+    for (k, v) in serf_section {
+        assert_eq!(kind(&si["serf"][k]), "string", "serf's serf.{k}: {si}");
+        assert_eq!(kind(v), "string", "rumor's serf.{k}");
+    }
+    assert_eq!(ri["serf"]["members"], si["serf"]["members"], "both know 2");
+    assert_eq!(ri["serf"]["encrypted"], si["serf"]["encrypted"]);
+    // The text form: Serf's `name:` section headers, `\tkey = value` lines.
+    let rt = stdout("rumor info", rumor(&r1, &["info"]));
+    for section in ["agent:", "serf:", "tags:"] {
+        assert!(rt.lines().any(|l| l == section), "{section}\n{rt}");
+    }
+    assert!(
+        rt.contains("\tname = r1\n") && rt.contains("\tzone = a\n"),
+        "{rt}"
+    );
+
     // version: rumor's own first line, then Serf's `Agent Protocol` line.
     let s = stdout(
         "serf version",
