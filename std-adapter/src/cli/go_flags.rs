@@ -3,10 +3,10 @@
 //!
 //! [`normalize`] rewrites the command line before clap sees it: `-name[=v]` becomes
 //! `--name[=v]` when `name` is a long flag (or alias) of the chosen verb, and a boolean's
-//! `=true` / `=false` becomes the bare flag / nothing. Short flags (`-h`), values (the
-//! argument after a flag that takes one, even one starting with `-`), unknown flags
-//! (clap explains them) and everything after `--` (a child's own arguments) are left as
-//! they are.
+//! `=true` / `=false` becomes the bare flag / nothing; an unknown `-name` becomes
+//! `--name` too, so that clap's error names it whole. Short flags (`-h`), negative
+//! numbers, values (the argument after a flag that takes one, even one starting with
+//! `-`) and everything after `--` (a child's own arguments) are left as they are.
 
 use std::ffi::{OsStr, OsString};
 
@@ -59,13 +59,19 @@ pub(crate) fn normalize(cmd: &Command, args: Vec<OsString>) -> Vec<OsString> {
             None => (body, None),
         };
         let Some(flag) = long_flag(current, name) else {
-            // A short flag (maybe with its value attached), a negative number, or unknown.
             if dashes == "-"
                 && let Some(short) = short_flag(current, body)
             {
+                // A short flag, maybe with its value attached.
                 value_next = takes_value(short) && body.chars().count() == 1;
+                out.push(arg);
+            } else if dashes == "-" && is_unknown_long(name) {
+                // Unknown: clap names it as Go would (`--nope`), not as a short `-n`.
+                out.push(format!("-{text}").into());
+            } else {
+                // A negative number, or unknown already spelled with two dashes.
+                out.push(arg);
             }
-            out.push(arg);
             continue;
         };
         match (value, is_switch(flag)) {
@@ -93,6 +99,12 @@ fn long_flag<'a>(cmd: &'a Command, name: &str) -> Option<&'a Arg> {
     cmd.get_arguments().find(|a| {
         a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
     })
+}
+
+/// Whether `-name` reads as an unknown long flag: two characters or more, starting with
+/// a letter (not a negative number).
+fn is_unknown_long(name: &str) -> bool {
+    name.chars().count() > 1 && name.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 /// The argument of `cmd` whose short name is the first character of `body`.
@@ -223,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn short_unknown_and_negative_arguments_are_left_alone() {
+    fn short_negative_and_unknown_arguments() {
         assert_eq!(
             norm(&["agent", "-q", "-o", "-x"]),
             ["agent", "-q", "-o", "-x"]
@@ -232,17 +244,19 @@ mod tests {
             norm(&["agent", "-ofile", "-node=a"]),
             ["agent", "-ofile", "--node=a"]
         );
-        assert_eq!(norm(&["agent", "-nope=1"]), ["agent", "-nope=1"]);
+        // Unknown long flags get two dashes, so clap's error names them whole.
+        assert_eq!(norm(&["agent", "-nope=1"]), ["agent", "--nope=1"]);
+        assert_eq!(norm(&["agent", "--nope"]), ["agent", "--nope"]);
         assert_eq!(norm(&["agent", "-5"]), ["agent", "-5"]);
         assert_eq!(norm(&["agent", "-"]), ["agent", "-"]);
         assert_eq!(norm(&["agent", "-="]), ["agent", "-="]);
         // Flags of another verb are not this verb's.
         assert_eq!(
             norm(&["event", "-node=a", "deploy"]),
-            ["event", "-node=a", "deploy"]
+            ["event", "--node=a", "deploy"]
         );
         // Before the verb there is no verb's flag to find.
-        assert_eq!(norm(&["-node=a", "agent"]), ["-node=a", "agent"]);
+        assert_eq!(norm(&["-node=a", "agent"]), ["--node=a", "agent"]);
     }
 
     #[test]
