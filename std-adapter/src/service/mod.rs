@@ -102,7 +102,7 @@ impl Service {
     /// Stops the service: `signal` and `SIGCONT` (a stopped process would otherwise keep
     /// the signal pending), then `SIGKILL` to it and to its process group if it has not
     /// exited after `grace`. Returns its exit status, or an error if it is still there
-    /// [`KILL_WAIT`] after the SIGKILL.
+    /// 5 s after the SIGKILL.
     pub async fn stop(&mut self, signal: Signal, grace: Duration) -> io::Result<ExitStatus> {
         if self.running() {
             self.stopped_with = Some(signal);

@@ -3,7 +3,7 @@
 //! In a container the agent may be PID 1 (`rumor agent ... -- CMD`): every process whose
 //! parent dies is handed to it, and stays a zombie until it is waited for. The agent's own
 //! children (the service, handlers, render commands) are waited for by tokio, which must
-//! get their status. So every child the agent starts is [`spawn`]ed here, under a lock
+//! get their status. So every child the agent starts is spawned here, under a lock
 //! that also guards [`reap_orphans`]: a zombie is reaped only if the agent did not start
 //! it, and a child cannot exit unnoticed between its start and its registration.
 
@@ -102,7 +102,7 @@ fn reap_among(pids: impl Iterator<Item = i32>) -> usize {
     reaped
 }
 
-/// Reaps orphans on every SIGCHLD (at most one scan per [`SCAN_GAP`]), for as long as
+/// Reaps orphans on every SIGCHLD (at most one scan per 100 ms), for as long as
 /// the agent runs: spawn it when [`is_init`]. `sigchld` is registered by the caller
 /// before it starts any child, so no exit goes unnoticed; one scan runs at once.
 pub async fn reap_forever(mut sigchld: tokio::signal::unix::Signal) {
