@@ -5,7 +5,9 @@ use super::select::Selection;
 use crate::member::MemberInfo;
 
 /// Renders the selected members as a pretty-printed JSON array sorted by name, each
-/// member as in `rumor members --format json` ([`MemberInfo`]), with a final newline.
+/// member as the RPC carries it ([`MemberInfo`]: name, addr, status, tags,
+/// incarnation), with a final newline. (`rumor members --format json` prints Serf's
+/// shape instead.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsonRenderer {
     /// Which members to list.
