@@ -337,9 +337,10 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_name = "POLICY", value_parser = parse_plaintext)]
     pub(crate) plaintext: Option<rumor_core::Plaintext>,
     /// The service this agent announces, run as its child: `rumor agent [FLAGS] -- CMD
-    /// [ARGS...]`. Signals are forwarded to it; SIGTERM or SIGINT first make the agent
-    /// leave, then wait for --drain-time, then reach the service; the agent exits with the
-    /// service's status, and leaves if the service exits first.
+    /// [ARGS...]`. Signals are forwarded to it; SIGTERM, SIGINT or SIGQUIT first make the
+    /// agent leave, then wait for --drain-time, then reach the service; the agent exits 0
+    /// when that signal ended the service, else with the service's status, and leaves if
+    /// the service exits first.
     #[arg(last = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
 }
